@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Starts or stops the local AWS emulator (ministack) on 127.0.0.1:4566.
+# State (PID, log, persisted data) lives in .local/ so `make down` stops exactly what `make up` started.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+state="$root/.local"
+pidfile="$state/ministack.pid"
+log="$state/ministack.log"
+endpoint="${AWS_ENDPOINT_URL:-http://127.0.0.1:4566}"
+
+healthy() { curl -fsS -m 2 "$endpoint/_localstack/health" >/dev/null 2>&1; }
+
+start() {
+  mkdir -p "$state"
+  if [[ -f $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+    echo "emulator already running (pid $(cat "$pidfile"))"
+    return 0
+  fi
+  if healthy; then
+    # Someone else's emulator (LocalStack, or one started by hand): use it, never stop it.
+    echo "an emulator already answers at $endpoint; using it"
+    return 0
+  fi
+  [[ -x $root/.venv/bin/ministack ]] || { echo "ministack not installed: run 'make venv'" >&2; exit 1; }
+  # MINISTACK_HOST=localhost: with 127.0.0.1 the API Gateway Host header becomes
+  # <id>.execute-api.127.0.0.1:4566, which lambda_http rejects. AWS_ENDPOINT_URL is handed
+  # to the function subprocesses, which is how they reach the emulator.
+  BIND_HOST=127.0.0.1 GATEWAY_PORT=4566 MINISTACK_HOST=localhost \
+    AWS_ENDPOINT_URL=http://127.0.0.1:4566 AWS_DEFAULT_REGION=us-east-1 \
+    PERSIST_STATE="${PERSIST_STATE:-0}" STATE_DIR="$state/ministack-state" \
+    nohup "$root/.venv/bin/ministack" >"$log" 2>&1 &
+  echo $! >"$pidfile"
+  for _ in $(seq 1 100); do
+    healthy && { echo "emulator up at $endpoint (pid $(cat "$pidfile"), log $log)"; return 0; }
+    kill -0 "$(cat "$pidfile")" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "emulator did not become healthy; last log lines:" >&2
+  tail -20 "$log" >&2
+  exit 1
+}
+
+stop() {
+  [[ -f $pidfile ]] || { echo "no emulator started by this project"; return 0; }
+  pid=$(cat "$pidfile")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid"
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+    echo "emulator stopped (pid $pid)"
+  fi
+  rm -f "$pidfile"
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  status) healthy && echo up || { echo down; exit 1; } ;;
+  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+esac

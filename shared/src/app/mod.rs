@@ -1,0 +1,4 @@
+//! Use cases: what the functions do, in terms of ports only.
+
+pub mod events;
+pub mod read_model;

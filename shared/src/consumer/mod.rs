@@ -1,0 +1,203 @@
+//! The SQS batch kit every queue consumer runs its per-message logic in.
+//!
+//! Each message gets its own tracing span (message id, correlation id, receive count) and its
+//! own panic boundary. Only failed message ids are returned, so Lambda deletes the rest:
+//! the event source mapping must have `ReportBatchItemFailures` on.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use futures::FutureExt;
+use tracing::{Instrument, field};
+
+/// Why a message could not be handled. This is the one place that decides what a retry can fix.
+#[derive(Debug, thiserror::Error)]
+pub enum MessageError {
+    /// A dependency failed (throttling, timeouts, 5xx): retrying later may succeed.
+    #[error("retryable: {0}")]
+    Retryable(String),
+    /// The message itself is wrong (malformed, unknown type): retries cannot help. It is still
+    /// reported as failed, so it reaches the dead-letter queue after `maxReceiveCount` receives
+    /// instead of vanishing; it is never retried forever.
+    #[error("permanent: {0}")]
+    Permanent(String),
+}
+
+/// One message, with what the kit already read off it.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub message_id: String,
+    pub body: String,
+    pub correlation_id: Option<String>,
+    pub receive_count: u32,
+}
+
+impl Message {
+    fn from_sqs(message: SqsMessage) -> Option<Self> {
+        let correlation_id = message
+            .message_attributes
+            .get("correlationid")
+            .and_then(|a| a.string_value.clone());
+        let receive_count = message
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1);
+        Some(Self {
+            message_id: message.message_id?,
+            body: message.body.unwrap_or_default(),
+            correlation_id,
+            receive_count,
+        })
+    }
+}
+
+/// The outcome of one message, for the caller's logs and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    Retryable,
+    Permanent,
+    Panicked,
+}
+
+/// Runs `handle` on every message of the batch concurrently and reports only the failures.
+///
+/// A message without an id cannot be reported individually, so it fails the whole batch
+/// (Lambda then retries every message, which idempotent handlers absorb).
+pub async fn process_batch<F, Fut>(
+    event: SqsEvent,
+    handle: F,
+) -> Result<SqsBatchResponse, lambda_runtime::Error>
+where
+    F: Fn(Message) -> Fut,
+    Fut: Future<Output = Result<(), MessageError>>,
+{
+    let total = event.records.len();
+    let mut messages = Vec::with_capacity(total);
+    for record in event.records {
+        match Message::from_sqs(record) {
+            Some(message) => messages.push(message),
+            None => return Err("an SQS record has no messageId; failing the whole batch".into()),
+        }
+    }
+
+    let runs = messages.into_iter().map(|message| {
+        let span = tracing::info_span!(
+            "message",
+            message_id = %message.message_id,
+            correlation_id = field::Empty,
+            receive_count = message.receive_count,
+        );
+        if let Some(id) = &message.correlation_id {
+            span.record("correlation_id", id.as_str());
+        }
+        let id = message.message_id.clone();
+        let run = AssertUnwindSafe(handle(message)).catch_unwind();
+        async move {
+            let outcome = match run.await {
+                Ok(Ok(())) => Outcome::Done,
+                Ok(Err(MessageError::Retryable(reason))) => {
+                    tracing::warn!(%reason, "message failed; it will be retried");
+                    Outcome::Retryable
+                }
+                Ok(Err(MessageError::Permanent(reason))) => {
+                    tracing::error!(
+                        %reason,
+                        classification = "permanent",
+                        "message cannot be processed; it goes to the dead-letter queue after the last receive"
+                    );
+                    Outcome::Permanent
+                }
+                Err(panic) => {
+                    let reason = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "unknown panic payload".to_owned());
+                    tracing::error!(%reason, "message handler panicked; counted as a failure");
+                    Outcome::Panicked
+                }
+            };
+            (id, outcome)
+        }
+        .instrument(span)
+    });
+    let results = futures::future::join_all(runs).await;
+
+    let mut response = SqsBatchResponse::default();
+    for (id, outcome) in &results {
+        if *outcome != Outcome::Done {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id.clone();
+            response.batch_item_failures.push(failure);
+        }
+    }
+    tracing::info!(
+        messages = total,
+        failed = response.batch_item_failures.len(),
+        "batch processed"
+    );
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(bodies: &[&str]) -> SqsEvent {
+        let mut event = SqsEvent::default();
+        for (i, body) in bodies.iter().enumerate() {
+            let mut message = SqsMessage::default();
+            message.message_id = Some(format!("m{i}"));
+            message.body = Some((*body).to_owned());
+            event.records.push(message);
+        }
+        event
+    }
+
+    fn failed_ids(response: &SqsBatchResponse) -> Vec<&str> {
+        let mut ids: Vec<&str> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    #[tokio::test]
+    async fn only_failed_messages_are_reported() {
+        let response = process_batch(event(&["ok", "retry", "ok", "bad"]), |m| async move {
+            match m.body.as_str() {
+                "retry" => Err(MessageError::Retryable("throttled".into())),
+                "bad" => Err(MessageError::Permanent("malformed".into())),
+                _ => Ok(()),
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(failed_ids(&response), ["m1", "m3"]);
+    }
+
+    #[tokio::test]
+    async fn a_panic_counts_as_a_failure_never_as_success() {
+        let response = process_batch(event(&["ok", "boom"]), |m| async move {
+            if m.body == "boom" {
+                panic!("handler bug");
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(failed_ids(&response), ["m1"]);
+    }
+
+    #[tokio::test]
+    async fn a_message_without_an_id_fails_the_whole_batch() {
+        let mut batch = event(&["ok"]);
+        batch.records[0].message_id = None;
+        assert!(process_batch(batch, |_| async { Ok(()) }).await.is_err());
+    }
+}

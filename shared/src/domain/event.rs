@@ -1,0 +1,502 @@
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use ulid::Ulid;
+
+use super::{FieldError, Timestamp};
+
+/// A text newtype that is checked once, at the boundary, and trusted afterwards.
+macro_rules! bounded_text {
+    ($(#[$doc:meta])* $name:ident, allows_empty = $allows_empty:expr, max = $max:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            pub const MAX_CHARS: usize = $max;
+            const ALLOWS_EMPTY: bool = $allows_empty;
+
+            /// Trims surrounding whitespace, then checks the length in characters.
+            pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
+                let trimmed = raw.trim();
+                let chars = trimmed.chars().count();
+                if !Self::ALLOWS_EMPTY && chars == 0 {
+                    return Err(FieldError::new(field, "must not be empty"));
+                }
+                if chars > Self::MAX_CHARS {
+                    return Err(FieldError::new(
+                        field,
+                        format!("must be at most {} characters", $max),
+                    ));
+                }
+                if trimmed.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+                    return Err(FieldError::new(field, "must not contain control characters"));
+                }
+                Ok(Self(trimmed.to_owned()))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = FieldError;
+            fn try_from(raw: String) -> Result<Self, Self::Error> {
+                Self::parse(stringify!($name), &raw)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.0
+            }
+        }
+    };
+}
+
+bounded_text!(
+    /// A meetup's title: 1 to 140 characters.
+    Title, allows_empty = false, max = 140
+);
+bounded_text!(
+    /// Free text about the meetup; may be empty.
+    Description, allows_empty = true, max = 5000
+);
+bounded_text!(
+    /// Where the meetup happens: a place name or an address.
+    Venue, allows_empty = false, max = 200
+);
+
+/// An event's id: a ULID, so ids sort by creation time and need no coordination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct EventId(Ulid);
+
+impl EventId {
+    pub fn generate() -> Self {
+        Self(Ulid::generate())
+    }
+
+    pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
+        Ulid::from_str(raw)
+            .map(Self)
+            .map_err(|_| FieldError::new(field, "must be an event id (a 26-character ULID)"))
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl TryFrom<String> for EventId {
+    type Error = FieldError;
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        Self::parse("id", &raw)
+    }
+}
+
+impl From<EventId> for String {
+    fn from(value: EventId) -> String {
+        value.to_string()
+    }
+}
+
+/// A user's id, as the token's `sub` claim carries it. Opaque to this service.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct UserId(String);
+
+impl UserId {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
+        let ok = !raw.is_empty()
+            && raw.len() <= 128
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'|' | b':'));
+        if ok {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(FieldError::new(field, "must be a user id"))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for UserId {
+    type Error = FieldError;
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        Self::parse("organizer_id", &raw)
+    }
+}
+
+impl From<UserId> for String {
+    fn from(value: UserId) -> String {
+        value.0
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A lowercase slug: `rust`, `open-source`, `aws-lambda`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Tag(String);
+
+impl Tag {
+    pub const MAX_CHARS: usize = 32;
+
+    pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
+        let well_formed = !raw.is_empty()
+            && raw.len() <= Self::MAX_CHARS
+            && raw.split('-').all(|part| {
+                !part.is_empty()
+                    && part
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            });
+        if well_formed {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(FieldError::new(
+                field,
+                "must be a lowercase slug of at most 32 characters (a-z, 0-9, single hyphens between words)",
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Tag {
+    type Error = FieldError;
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        Self::parse("tags", &raw)
+    }
+}
+
+impl From<Tag> for String {
+    fn from(value: Tag) -> String {
+        value.0
+    }
+}
+
+/// At most ten distinct tags, in the order the organizer gave them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Vec<Tag>", into = "Vec<Tag>")]
+pub struct Tags(Vec<Tag>);
+
+impl Tags {
+    pub const MAX: usize = 10;
+
+    pub fn new(tags: Vec<Tag>) -> Result<Self, FieldError> {
+        if tags.len() > Self::MAX {
+            return Err(FieldError::new(
+                "tags",
+                format!("must hold at most {} tags", Self::MAX),
+            ));
+        }
+        for (i, tag) in tags.iter().enumerate() {
+            if tags[..i].contains(tag) {
+                return Err(FieldError::new(
+                    format!("tags[{i}]"),
+                    format!("repeats the tag '{}'", tag.as_str()),
+                ));
+            }
+        }
+        Ok(Self(tags))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Tag> {
+        self.0.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl TryFrom<Vec<Tag>> for Tags {
+    type Error = FieldError;
+    fn try_from(tags: Vec<Tag>) -> Result<Self, Self::Error> {
+        Self::new(tags)
+    }
+}
+
+impl From<Tags> for Vec<Tag> {
+    fn from(value: Tags) -> Self {
+        value.0
+    }
+}
+
+/// Who may see an event: anyone, or only its organizer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    Public,
+    Private,
+}
+
+impl Visibility {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
+        match raw {
+            "public" => Ok(Self::Public),
+            "private" => Ok(Self::Private),
+            _ => Err(FieldError::new(field, "must be 'public' or 'private'")),
+        }
+    }
+}
+
+/// How many people may attend: 1 to 100 000.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "u64", into = "u64")]
+pub struct Capacity(u32);
+
+impl Capacity {
+    pub const MAX: u32 = 100_000;
+
+    pub fn new(field: &str, raw: u64) -> Result<Self, FieldError> {
+        if (1..=u64::from(Self::MAX)).contains(&raw) {
+            Ok(Self(raw as u32))
+        } else {
+            Err(FieldError::new(
+                field,
+                format!("must be an integer from 1 to {}", Self::MAX),
+            ))
+        }
+    }
+
+    pub fn get(&self) -> u32 {
+        self.0
+    }
+}
+
+impl TryFrom<u64> for Capacity {
+    type Error = FieldError;
+    fn try_from(raw: u64) -> Result<Self, Self::Error> {
+        Self::new("capacity", raw)
+    }
+}
+
+impl From<Capacity> for u64 {
+    fn from(value: Capacity) -> Self {
+        u64::from(value.0)
+    }
+}
+
+/// When a meetup runs. Always ends after it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
+    starts_at: Timestamp,
+    ends_at: Timestamp,
+}
+
+impl Schedule {
+    /// A schedule for a new event: it must also start after `now`.
+    pub fn upcoming(
+        starts_at: Timestamp,
+        ends_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<Self, FieldError> {
+        if starts_at <= now {
+            return Err(FieldError::new("starts_at", "must be in the future"));
+        }
+        Self::new(starts_at, ends_at)
+    }
+
+    pub fn new(starts_at: Timestamp, ends_at: Timestamp) -> Result<Self, FieldError> {
+        if ends_at <= starts_at {
+            return Err(FieldError::new("ends_at", "must be after starts_at"));
+        }
+        Ok(Self { starts_at, ends_at })
+    }
+
+    pub fn starts_at(&self) -> Timestamp {
+        self.starts_at
+    }
+
+    pub fn ends_at(&self) -> Timestamp {
+        self.ends_at
+    }
+}
+
+/// What an organizer asked for; everything the server decides (id, owner, times, version)
+/// is added by [`Event::create`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventDraft {
+    pub title: Title,
+    pub description: Description,
+    pub schedule: Schedule,
+    pub venue: Venue,
+    pub tags: Tags,
+    pub visibility: Visibility,
+    pub capacity: Option<Capacity>,
+}
+
+/// A meetup as stored, projected and published.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    pub id: EventId,
+    pub title: Title,
+    pub description: Description,
+    pub starts_at: Timestamp,
+    pub ends_at: Timestamp,
+    pub venue: Venue,
+    pub tags: Tags,
+    pub visibility: Visibility,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<Capacity>,
+    pub organizer_id: UserId,
+    pub created_at: Timestamp,
+    pub version: u64,
+}
+
+impl Event {
+    pub fn create(draft: EventDraft, organizer_id: UserId, now: Timestamp) -> Self {
+        Self {
+            id: EventId::generate(),
+            title: draft.title,
+            description: draft.description,
+            starts_at: draft.schedule.starts_at(),
+            ends_at: draft.schedule.ends_at(),
+            venue: draft.venue,
+            tags: draft.tags,
+            visibility: draft.visibility,
+            capacity: draft.capacity,
+            organizer_id,
+            created_at: now,
+            version: 1,
+        }
+    }
+
+    /// Whether `viewer` may see this event at all. Private events are the organizer's alone;
+    /// everyone else gets the same answer as for an id that does not exist.
+    pub fn is_visible_to(&self, viewer: Option<&UserId>) -> bool {
+        match self.visibility {
+            Visibility::Public => true,
+            Visibility::Private => viewer == Some(&self.organizer_id),
+        }
+    }
+
+    pub fn is_listed_publicly(&self) -> bool {
+        self.visibility == Visibility::Public
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(raw: &str) -> Timestamp {
+        Timestamp::parse("t", raw).unwrap()
+    }
+
+    #[test]
+    fn title_is_trimmed_and_bounded() {
+        assert_eq!(Title::parse("title", "  Rust night ").unwrap().as_str(), "Rust night");
+        assert_eq!(Title::parse("title", "   ").unwrap_err().field, "title");
+        let long = "x".repeat(Title::MAX_CHARS + 1);
+        assert!(Title::parse("title", &long).is_err());
+        assert!(Title::parse("title", &"é".repeat(Title::MAX_CHARS)).is_ok());
+    }
+
+    #[test]
+    fn description_may_be_empty_but_not_hold_control_characters() {
+        assert!(Description::parse("description", "").is_ok());
+        assert!(Description::parse("description", "line one\nline two").is_ok());
+        assert!(Description::parse("description", "bell\u{7}").is_err());
+    }
+
+    #[test]
+    fn tags_must_be_lowercase_slugs() {
+        for good in ["rust", "aws-lambda", "web3", "a"] {
+            assert!(Tag::parse("tags[0]", good).is_ok(), "{good}");
+        }
+        for bad in ["Rust", "-rust", "rust-", "a--b", "has space", "", "ünïcode"] {
+            assert!(Tag::parse("tags[0]", bad).is_err(), "{bad}");
+        }
+        assert!(Tag::parse("tags[0]", &"a".repeat(33)).is_err());
+    }
+
+    #[test]
+    fn at_most_ten_distinct_tags_are_allowed() {
+        let tag = |i: usize| Tag::parse("t", &format!("t{i}")).unwrap();
+        assert!(Tags::new((0..10).map(tag).collect()).is_ok());
+        assert_eq!(Tags::new((0..11).map(tag).collect()).unwrap_err().field, "tags");
+        let repeated = Tags::new(vec![tag(1), tag(2), tag(1)]).unwrap_err();
+        assert_eq!(repeated.field, "tags[2]");
+    }
+
+    #[test]
+    fn capacity_is_between_one_and_the_maximum() {
+        assert!(Capacity::new("capacity", 0).is_err());
+        assert_eq!(Capacity::new("capacity", 1).unwrap().get(), 1);
+        assert!(Capacity::new("capacity", u64::from(Capacity::MAX) + 1).is_err());
+    }
+
+    #[test]
+    fn a_schedule_must_end_after_it_starts() {
+        let error = Schedule::new(at("2027-01-01T10:00:00Z"), at("2027-01-01T10:00:00Z"))
+            .unwrap_err();
+        assert_eq!(error.field, "ends_at");
+    }
+
+    #[test]
+    fn a_new_event_must_start_in_the_future() {
+        let now = at("2027-01-01T10:00:00Z");
+        let error =
+            Schedule::upcoming(at("2027-01-01T09:00:00Z"), at("2027-01-01T11:00:00Z"), now)
+                .unwrap_err();
+        assert_eq!(error.field, "starts_at");
+    }
+
+    #[test]
+    fn a_private_event_is_visible_only_to_its_organizer() {
+        let organizer = UserId::parse("sub", "user-1").unwrap();
+        let stranger = UserId::parse("sub", "user-2").unwrap();
+        let mut event = sample_event(organizer.clone());
+        event.visibility = Visibility::Private;
+        assert!(event.is_visible_to(Some(&organizer)));
+        assert!(!event.is_visible_to(Some(&stranger)));
+        assert!(!event.is_visible_to(None));
+    }
+
+    #[test]
+    fn an_event_survives_a_json_round_trip() {
+        let event = sample_event(UserId::parse("sub", "user-1").unwrap());
+        let json = serde_json::to_string(&event).unwrap();
+        assert_eq!(serde_json::from_str::<Event>(&json).unwrap(), event);
+    }
+
+    fn sample_event(organizer: UserId) -> Event {
+        let draft = EventDraft {
+            title: Title::parse("title", "Rust night").unwrap(),
+            description: Description::parse("description", "Talks").unwrap(),
+            schedule: Schedule::new(at("2027-01-01T18:00:00Z"), at("2027-01-01T21:00:00Z"))
+                .unwrap(),
+            venue: Venue::parse("venue", "Town hall").unwrap(),
+            tags: Tags::new(vec![Tag::parse("t", "rust").unwrap()]).unwrap(),
+            visibility: Visibility::Public,
+            capacity: Some(Capacity::new("capacity", 50).unwrap()),
+        };
+        Event::create(draft, organizer, at("2026-12-01T00:00:00Z"))
+    }
+}

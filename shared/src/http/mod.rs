@@ -1,0 +1,16 @@
+//! HTTP helpers shared by the API functions: the one error type of the HTTP boundary and its
+//! mapping to statuses, problem+json bodies, bearer-token checks, body and query parsing.
+
+mod auth;
+mod body;
+mod error;
+mod query;
+mod response;
+
+pub use auth::{AuthError, BadPublicKey, Caller, Claims, TokenConfig, TokenSigner, TokenVerifier};
+pub use body::{JsonObject, MAX_BODY_BYTES, json_object};
+pub use error::ApiError;
+pub use query::{QueryParams, decode_cursor, encode_cursor};
+pub use response::{CORRELATION_HEADER, ResponseContext, correlation_id_of};
+
+pub use lambda_http::{Body, Request, Response};

@@ -1,0 +1,46 @@
+use lambda_http::http::{HeaderValue, StatusCode, header};
+use lambda_http::{Body, Request, Response};
+use serde::Serialize;
+
+use crate::envelope::CorrelationId;
+
+pub const CORRELATION_HEADER: &str = "x-correlation-id";
+
+/// The request's correlation id: the caller's if sane, else a fresh one.
+pub fn correlation_id_of(request: &Request) -> CorrelationId {
+    CorrelationId::from_header(
+        request
+            .headers()
+            .get(CORRELATION_HEADER)
+            .and_then(|v| v.to_str().ok()),
+    )
+}
+
+/// What every response of one request carries, whatever its status.
+#[derive(Debug, Clone)]
+pub struct ResponseContext {
+    pub correlation_id: CorrelationId,
+}
+
+impl ResponseContext {
+    pub fn json(&self, status: StatusCode, body: &impl Serialize) -> Response<Body> {
+        self.json_with_type(status, body, HeaderValue::from_static("application/json"))
+    }
+
+    pub fn json_with_type(
+        &self,
+        status: StatusCode,
+        body: &impl Serialize,
+        content_type: HeaderValue,
+    ) -> Response<Body> {
+        let body = serde_json::to_string(body).expect("response bodies always serialise");
+        let mut response = Response::new(Body::Text(body));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, content_type);
+        if let Ok(value) = HeaderValue::from_str(self.correlation_id.as_str()) {
+            headers.insert(CORRELATION_HEADER, value);
+        }
+        response
+    }
+}
