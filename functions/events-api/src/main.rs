@@ -1,1 +1,28 @@
-fn main() {}
+//! `events-api`: POST /events, GET /events, GET /events/{id} behind API Gateway (HTTP API).
+
+mod config;
+mod handler;
+
+use std::sync::Arc;
+
+use evently_shared::aws::{DynamoEventStore, DynamoReadModel, sdk_config};
+use evently_shared::http::TokenVerifier;
+use evently_shared::telemetry;
+use lambda_http::{Error, Request, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let config = config::Config::from_env()?;
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk_config().await);
+    let app = Arc::new(handler::App {
+        store: DynamoEventStore::new(dynamo.clone(), config.events_table),
+        read_model: DynamoReadModel::new(dynamo, config.read_model_table),
+        tokens: TokenVerifier::new(&config.tokens)?,
+    });
+    lambda_http::run(service_fn(move |request: Request| {
+        let app = Arc::clone(&app);
+        async move { Ok::<_, Error>(app.handle(request).await) }
+    }))
+    .await
+}
