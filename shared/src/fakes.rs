@@ -181,3 +181,27 @@ pub fn test_keys(issuer: &str, audience: &str) -> (TokenSigner, TokenConfig) {
     };
     (signer, config)
 }
+
+/// Checks an envelope against its JSON Schema in `events-fixtures/schemas/`, returning every
+/// violation. An envelope of a type without a schema is itself a violation.
+pub fn schema_violations(envelope: &serde_json::Value) -> Vec<String> {
+    let event_type = envelope["type"].as_str().unwrap_or_default();
+    let Some(schema) = crate::envelope::EventType::parse(event_type).map(schema_for) else {
+        return vec![format!("no schema for event type {event_type:?}")];
+    };
+    let schema: serde_json::Value = serde_json::from_str(schema).expect("schemas are JSON");
+    let validator = jsonschema::validator_for(&schema).expect("schemas are valid JSON Schema");
+    validator
+        .iter_errors(envelope)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect()
+}
+
+fn schema_for(event_type: crate::envelope::EventType) -> &'static str {
+    use crate::envelope::EventType;
+    match event_type {
+        EventType::EventCreated => include_str!(
+            "../../events-fixtures/schemas/evently.event.created.v1.json"
+        ),
+    }
+}

@@ -26,7 +26,7 @@ pub mod config;
 pub mod consumer;
 pub mod domain;
 pub mod envelope;
-#[cfg(any(test, feature = "fakes"))]
+#[cfg(feature = "fakes")]
 pub mod fakes;
 pub mod http;
 pub mod ports;

@@ -264,7 +264,7 @@ mod tests {
     use std::collections::HashMap;
 
     use evently_shared::domain::Event;
-    use evently_shared::fakes::{InMemoryEvents, Unavailable, test_keys};
+    use evently_shared::fakes::{InMemoryEvents, Unavailable, schema_violations, test_keys};
     use evently_shared::http::TokenSigner;
     use evently_shared::ports::ReadModel;
     use lambda_http::RequestExt;
@@ -393,6 +393,8 @@ mod tests {
         assert_eq!(outbox[0].subject, id);
         assert_eq!(outbox[0].correlationid.as_str(), "test-corr-1");
         assert_eq!(outbox[0].data, body);
+        let violations = schema_violations(&serde_json::to_value(&outbox[0]).unwrap());
+        assert!(violations.is_empty(), "{violations:?}");
     }
 
     #[tokio::test]

@@ -1,1 +1,24 @@
-fn main() {}
+//! `outbox-relay`: publishes outbox items from the events table's stream to the SNS topic.
+
+mod config;
+mod handler;
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::dynamodb::Event;
+use evently_shared::aws::{SnsPublisher, sdk_config};
+use evently_shared::telemetry;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let config = config::Config::from_env()?;
+    let sns = aws_sdk_sns::Client::new(&sdk_config().await);
+    let publisher = Arc::new(SnsPublisher::new(sns, config.topic_arn));
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| {
+        let publisher = Arc::clone(&publisher);
+        async move { handler::relay(publisher.as_ref(), event.payload).await }
+    }))
+    .await
+}

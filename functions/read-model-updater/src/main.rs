@@ -1,1 +1,24 @@
-fn main() {}
+//! `read-model-updater`: projects domain events from its SQS queue into the read-model table.
+
+mod config;
+mod handler;
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use evently_shared::aws::{DynamoReadModel, sdk_config};
+use evently_shared::telemetry;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let config = config::Config::from_env()?;
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk_config().await);
+    let read_model = Arc::new(DynamoReadModel::new(dynamo, config.read_model_table));
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+        let read_model = Arc::clone(&read_model);
+        async move { handler::handle_batch(read_model.as_ref(), event.payload).await }
+    }))
+    .await
+}

@@ -1,0 +1,228 @@
+//! Turns outbox inserts on the events table's stream into SNS messages.
+//!
+//! Every record that should be published and is not becomes a batch item failure (by sequence
+//! number), so Lambda retries from there; nothing is dropped silently. Records that are not
+//! outbox inserts are skipped here even though the mapping filter already drops them: the
+//! filter is an optimisation, this check is the guard.
+
+use aws_lambda_events::event::dynamodb::{Event, EventRecord};
+use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use evently_shared::aws::{OUTBOX_ENTITY, OutboxRecord};
+use evently_shared::ports::{OutgoingMessage, Published, Publisher};
+use lambda_runtime::Error;
+use tracing::Instrument;
+
+/// What to do with one stream record.
+#[derive(Debug)]
+enum Plan {
+    Skip(&'static str),
+    Publish(OutgoingMessage),
+    /// An outbox insert that cannot be read: fail it so it ends in the on-failure destination.
+    Fail(String),
+}
+
+fn plan(record: &EventRecord) -> Plan {
+    if record.event_name != "INSERT" {
+        return Plan::Skip("not an insert");
+    }
+    let is_outbox = matches!(
+        record.change.new_image.get("entity"),
+        Some(serde_dynamo::AttributeValue::S(entity)) if entity == OUTBOX_ENTITY
+    );
+    if !is_outbox {
+        return Plan::Skip("not an outbox item");
+    }
+    match serde_dynamo::from_item::<_, OutboxRecord>(record.change.new_image.clone()) {
+        Ok(outbox) => Plan::Publish(OutgoingMessage {
+            body: outbox.envelope,
+            event_type: outbox.event_type,
+            correlation_id: outbox.correlation_id,
+        }),
+        Err(error) => Plan::Fail(format!("unreadable outbox item: {error}")),
+    }
+}
+
+pub async fn relay<P: Publisher>(
+    publisher: &P,
+    event: Event,
+) -> Result<DynamoDbEventResponse, Error> {
+    let mut failed: Vec<String> = Vec::new();
+    let mut published = 0usize;
+    let mut pending: Vec<(String, OutgoingMessage)> = Vec::new();
+
+    for record in &event.records {
+        let Some(sequence) = record.change.sequence_number.clone() else {
+            return Err("a stream record has no sequence number; failing the whole batch".into());
+        };
+        match plan(record) {
+            Plan::Skip(reason) => tracing::debug!(%sequence, reason, "record skipped"),
+            Plan::Publish(message) => pending.push((sequence, message)),
+            Plan::Fail(reason) => {
+                tracing::error!(%sequence, %reason, "outbox record failed");
+                failed.push(sequence);
+            }
+        }
+    }
+
+    for chunk in pending.chunks(P::MAX_BATCH) {
+        let messages: Vec<OutgoingMessage> = chunk.iter().map(|(_, m)| m.clone()).collect();
+        match publisher.publish(&messages).await {
+            Ok(outcomes) => {
+                for ((sequence, message), outcome) in chunk.iter().zip(outcomes) {
+                    let span = tracing::info_span!(
+                        "outbox",
+                        correlation_id = %message.correlation_id,
+                        event_type = %message.event_type,
+                        %sequence,
+                    );
+                    async {
+                        match outcome {
+                            Published::Accepted => {
+                                published += 1;
+                                tracing::info!("envelope published");
+                            }
+                            Published::Rejected { code, message } => {
+                                tracing::error!(%code, %message, "publish rejected; will retry");
+                                failed.push(sequence.clone());
+                            }
+                        }
+                    }
+                    .instrument(span)
+                    .await;
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, messages = chunk.len(), "publish failed; will retry");
+                failed.extend(chunk.iter().map(|(sequence, _)| sequence.clone()));
+            }
+        }
+    }
+
+    tracing::info!(
+        records = event.records.len(),
+        published,
+        failed = failed.len(),
+        "stream batch relayed"
+    );
+    let mut response = DynamoDbEventResponse::default();
+    response.batch_item_failures = failed
+        .into_iter()
+        .map(|sequence| {
+            let mut failure = DynamoDbBatchItemFailure::default();
+            failure.item_identifier = Some(sequence);
+            failure
+        })
+        .collect();
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use evently_shared::fakes::RecordingPublisher;
+    use serde_json::json;
+
+    use super::*;
+
+    const FIXTURE: &str = include_str!("../../../events-fixtures/dynamodb-outbox-insert.json");
+
+    fn fixture() -> Event {
+        serde_json::from_str(FIXTURE).unwrap()
+    }
+
+    fn outbox_record(sequence: &str, marker: &str) -> serde_json::Value {
+        let mut record: serde_json::Value = serde_json::from_str(FIXTURE).unwrap();
+        let mut one = record["Records"][0].take();
+        one["dynamodb"]["SequenceNumber"] = json!(sequence);
+        let envelope = one["dynamodb"]["NewImage"]["envelope"]["S"].as_str().unwrap().replace(
+            "\"title\":\"",
+            &format!("\"title\":\"{marker} "),
+        );
+        one["dynamodb"]["NewImage"]["envelope"]["S"] = json!(envelope);
+        one
+    }
+
+    fn batch(records: Vec<serde_json::Value>) -> Event {
+        serde_json::from_value(json!({ "Records": records })).unwrap()
+    }
+
+    fn failures(response: &DynamoDbEventResponse) -> Vec<String> {
+        response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.clone().unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn an_outbox_insert_is_published_with_type_and_correlation_id() {
+        let publisher = RecordingPublisher::default();
+
+        let response = relay(&publisher, fixture()).await.unwrap();
+
+        assert!(response.batch_item_failures.is_empty());
+        let published = publisher.published();
+        assert_eq!(published.len(), 1);
+        assert_eq!(published[0].event_type, "evently.event.created.v1");
+        assert_eq!(published[0].correlation_id, "fixture-correlation-1");
+        let envelope = evently_shared::envelope::Envelope::from_json(&published[0].body).unwrap();
+        assert!(envelope.domain_event().is_ok());
+    }
+
+    #[tokio::test]
+    async fn records_that_are_not_outbox_inserts_are_skipped() {
+        let publisher = RecordingPublisher::default();
+        let mut modify = outbox_record("1", "m");
+        modify["eventName"] = json!("MODIFY");
+        let mut event_item = outbox_record("2", "e");
+        event_item["dynamodb"]["NewImage"]["entity"] = json!({ "S": "event" });
+        let mut remove = outbox_record("3", "r");
+        remove["eventName"] = json!("REMOVE");
+
+        let response = relay(&publisher, batch(vec![modify, event_item, remove])).await.unwrap();
+
+        assert!(response.batch_item_failures.is_empty());
+        assert!(publisher.published().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_rejected_entry_becomes_a_batch_item_failure() {
+        let publisher = RecordingPublisher {
+            reject_marker: Some("POISON".into()),
+            ..Default::default()
+        };
+        let records = vec![outbox_record("10", "ok"), outbox_record("11", "POISON"), outbox_record("12", "ok")];
+
+        let response = relay(&publisher, batch(records)).await.unwrap();
+
+        assert_eq!(failures(&response), ["11"]);
+        assert_eq!(publisher.published().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_failed_call_fails_every_record_it_carried_and_batches_stay_within_ten() {
+        let ok = RecordingPublisher::default();
+        let records: Vec<_> = (0..23).map(|i| outbox_record(&format!("{i:03}"), "x")).collect();
+
+        relay(&ok, batch(records.clone())).await.unwrap();
+        let down = RecordingPublisher { fail_calls: true, ..Default::default() };
+        let response = relay(&down, batch(records)).await.unwrap();
+
+        let sizes: Vec<usize> = ok.calls.lock().unwrap().iter().map(Vec::len).collect();
+        assert_eq!(sizes, [10, 10, 3]);
+        assert_eq!(failures(&response).len(), 23);
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_outbox_item_is_failed_not_dropped() {
+        let publisher = RecordingPublisher::default();
+        let mut broken = outbox_record("7", "x");
+        broken["dynamodb"]["NewImage"]
+            .as_object_mut()
+            .unwrap()
+            .remove("envelope");
+
+        let response = relay(&publisher, batch(vec![broken])).await.unwrap();
+
+        assert_eq!(failures(&response), ["7"]);
+    }
+}

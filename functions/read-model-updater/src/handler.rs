@@ -1,0 +1,144 @@
+//! Applies each envelope to the read model, through the shared SQS batch kit.
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use evently_shared::app::read_model::{ProjectionError, apply_envelope};
+use evently_shared::consumer::{self, Message, MessageError};
+use evently_shared::envelope::Envelope;
+use evently_shared::ports::{Applied, ReadModel, StoreError};
+use lambda_runtime::Error;
+
+pub async fn handle_batch(
+    read_model: &impl ReadModel,
+    event: SqsEvent,
+) -> Result<SqsBatchResponse, Error> {
+    consumer::process_batch(event, |message| project(read_model, message)).await
+}
+
+async fn project(read_model: &impl ReadModel, message: Message) -> Result<(), MessageError> {
+    let envelope =
+        Envelope::from_json(&message.body).map_err(|e| MessageError::Permanent(e.to_string()))?;
+    if message.correlation_id.is_none() {
+        tracing::Span::current().record("correlation_id", envelope.correlationid.as_str());
+    }
+    match apply_envelope(read_model, &envelope).await {
+        Ok(Applied::Changed) => {
+            tracing::info!(
+                event_type = %envelope.event_type,
+                subject = %envelope.subject,
+                entity_version = envelope.entityversion,
+                "projection updated"
+            );
+            Ok(())
+        }
+        Ok(Applied::Stale) => {
+            tracing::info!(
+                subject = %envelope.subject,
+                entity_version = envelope.entityversion,
+                "projection already as new; envelope skipped"
+            );
+            Ok(())
+        }
+        Err(ProjectionError::Envelope(error)) => Err(MessageError::Permanent(error.to_string())),
+        Err(ProjectionError::Store(StoreError::Corrupt(reason))) => {
+            Err(MessageError::Permanent(reason))
+        }
+        Err(ProjectionError::Store(error)) => Err(MessageError::Retryable(error.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use evently_shared::domain::{Event, EventId};
+    use evently_shared::fakes::{InMemoryEvents, Unavailable};
+    use evently_shared::ports::{Consistency, EventReader};
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    const CREATED: &str = include_str!("../../../events-fixtures/sqs-event-created.json");
+    const MALFORMED: &str = include_str!("../../../events-fixtures/sqs-malformed.json");
+
+    fn event(raw: &str) -> SqsEvent {
+        serde_json::from_str(raw).unwrap()
+    }
+
+    /// The created fixture's message, re-versioned and re-titled.
+    fn message_with_version(id: &str, version: u64, title: &str) -> Value {
+        let mut batch: Value = serde_json::from_str(CREATED).unwrap();
+        let mut message = batch["Records"][0].take();
+        let mut envelope: Value = serde_json::from_str(message["body"].as_str().unwrap()).unwrap();
+        envelope["entityversion"] = json!(version);
+        envelope["data"]["version"] = json!(version);
+        envelope["data"]["title"] = json!(title);
+        message["body"] = json!(envelope.to_string());
+        message["messageId"] = json!(id);
+        message
+    }
+
+    fn fixture_event_id() -> EventId {
+        let batch: Value = serde_json::from_str(CREATED).unwrap();
+        let envelope: Value = serde_json::from_str(batch["Records"][0]["body"].as_str().unwrap()).unwrap();
+        EventId::parse("id", envelope["subject"].as_str().unwrap()).unwrap()
+    }
+
+    async fn stored(read_model: &InMemoryEvents) -> Event {
+        read_model.get(&fixture_event_id(), Consistency::Strong).await.unwrap().unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_event_created_envelope_becomes_a_projection() {
+        let read_model = InMemoryEvents::default();
+
+        let response = handle_batch(&read_model, event(CREATED)).await.unwrap();
+
+        assert!(response.batch_item_failures.is_empty());
+        assert_eq!(stored(&read_model).await.title.as_str(), "Rust & Lambda night");
+    }
+
+    #[tokio::test]
+    async fn a_duplicated_delivery_leaves_the_projection_unchanged() {
+        let read_model = InMemoryEvents::default();
+        handle_batch(&read_model, event(CREATED)).await.unwrap();
+        let before = stored(&read_model).await;
+
+        let response = handle_batch(&read_model, event(CREATED)).await.unwrap();
+
+        assert!(response.batch_item_failures.is_empty());
+        assert_eq!(stored(&read_model).await, before);
+    }
+
+    #[tokio::test]
+    async fn an_older_version_arriving_late_does_not_overwrite_a_newer_one() {
+        let read_model = InMemoryEvents::default();
+        let newer = json!({ "Records": [message_with_version("a", 3, "Newest")] });
+        let older = json!({ "Records": [message_with_version("b", 2, "Older")] });
+
+        handle_batch(&read_model, serde_json::from_value(newer).unwrap()).await.unwrap();
+        handle_batch(&read_model, serde_json::from_value(older).unwrap()).await.unwrap();
+
+        let projection = stored(&read_model).await;
+        assert_eq!(projection.version, 3);
+        assert_eq!(projection.title.as_str(), "Newest");
+    }
+
+    #[tokio::test]
+    async fn a_malformed_message_fails_alone_and_the_rest_are_applied() {
+        let read_model = InMemoryEvents::default();
+        let mut batch: Value = serde_json::from_str(MALFORMED).unwrap();
+        let good: Value = serde_json::from_str(CREATED).unwrap();
+        batch["Records"].as_array_mut().unwrap().push(good["Records"][0].clone());
+
+        let response = handle_batch(&read_model, serde_json::from_value(batch).unwrap()).await.unwrap();
+
+        let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+        assert_eq!(failed, ["7b2f1c2e-5d7a-4c1e-9a55-000000000bad"]);
+        assert_eq!(stored(&read_model).await.version, 1);
+    }
+
+    #[tokio::test]
+    async fn a_read_model_outage_is_a_retryable_failure() {
+        let response = handle_batch(&Unavailable, event(CREATED)).await.unwrap();
+
+        assert_eq!(response.batch_item_failures.len(), 1);
+    }
+}
