@@ -1,1 +1,150 @@
+//! Shared plumbing for tests against the local stack: the deployed stack's outputs, the local
+//! token key, SDK clients pointed at the emulator, and polling with deadlines.
+//!
+//! The stack must be up (`make up`); `make test` brings it up first. Nothing here fakes AWS:
+//! every call goes over HTTP to the emulator.
 
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use evently_shared::http::TokenSigner;
+use serde_json::Value;
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+pub fn endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "http://127.0.0.1:4566".to_owned())
+}
+
+/// SDK configuration for the emulator: its endpoint, and dummy credentials and us-east-1
+/// unless the environment gives others.
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    let mut loader =
+        aws_config::defaults(aws_config::BehaviorVersion::latest()).endpoint_url(endpoint());
+    if std::env::var("AWS_ACCESS_KEY_ID").is_err() {
+        loader = loader.credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "test", "test", None, None, "emulator",
+        ));
+    }
+    if std::env::var("AWS_REGION").is_err() && std::env::var("AWS_DEFAULT_REGION").is_err() {
+        loader = loader.region(aws_config::Region::new("us-east-1"));
+    }
+    loader.load().await
+}
+
+/// The deployed local stack, as `make up` recorded it in `infra/outputs.local.json`.
+pub struct Stack {
+    outputs: Value,
+    pub api: String,
+    pub http: reqwest::Client,
+    signer: TokenSigner,
+}
+
+impl Stack {
+    pub fn load() -> Self {
+        let name = std::env::var("STACK_NAME").unwrap_or_else(|_| "Evently".to_owned());
+        let path = repo_root().join("infra/outputs.local.json");
+        let raw = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!("{}: {e}. Deploy the local stack first: make up", path.display())
+        });
+        let all: Value = serde_json::from_str(&raw).expect("outputs.local.json is JSON");
+        let outputs = all[&name].clone();
+        assert!(outputs.is_object(), "no outputs for stack {name} in {}", path.display());
+        let api = format!(
+            "{}/_aws/execute-api/{}",
+            endpoint(),
+            outputs["ApiId"].as_str().expect("ApiId output")
+        );
+        let pem = std::fs::read(repo_root().join(".local/jwt/private.pem"))
+            .expect(".local/jwt/private.pem (made by make up)");
+        let signer = TokenSigner::from_pem(&pem, "local", &Self::context("jwtIssuer"), &Self::context("jwtAudience"))
+            .expect("the local key is an Ed25519 PEM");
+        Self {
+            outputs,
+            api,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("http client"),
+            signer,
+        }
+    }
+
+    fn context(key: &str) -> String {
+        let raw = std::fs::read_to_string(repo_root().join("infra/cdk.json")).expect("cdk.json");
+        let json: Value = serde_json::from_str(&raw).expect("cdk.json is JSON");
+        json["context"][key].as_str().expect("context value").to_owned()
+    }
+
+    pub fn output(&self, key: &str) -> String {
+        self.outputs[key]
+            .as_str()
+            .unwrap_or_else(|| panic!("stack output {key} missing"))
+            .to_owned()
+    }
+
+    /// A valid token for `sub`, signed with the key the stack trusts.
+    pub fn token(&self, sub: &str) -> String {
+        self.signer.issue(sub, chrono::Utc::now().timestamp(), 600)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.api)
+    }
+
+    /// The `message` of every log line the function wrote since `since_ms`.
+    pub async fn log_lines(
+        &self,
+        logs: &aws_sdk_cloudwatchlogs::Client,
+        function_output: &str,
+        since_ms: i64,
+    ) -> Vec<String> {
+        let group = format!("/aws/lambda/{}", self.output(function_output));
+        let mut lines = Vec::new();
+        let mut token = None;
+        loop {
+            let page = logs
+                .filter_log_events()
+                .log_group_name(&group)
+                .start_time(since_ms)
+                .set_next_token(token)
+                .send()
+                .await
+                .expect("FilterLogEvents");
+            lines.extend(page.events().iter().filter_map(|e| e.message().map(str::to_owned)));
+            token = page.next_token().map(str::to_owned);
+            if token.is_none() || page.events().is_empty() {
+                break;
+            }
+        }
+        lines
+    }
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `deadline`.
+pub async fn eventually<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(start.elapsed() < deadline, "timed out after {deadline:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// A unique correlation id for one test run, so assertions never see another run's lines.
+pub fn correlation_id(test: &str) -> String {
+    format!("e2e-{test}-{}", ulid::Ulid::generate())
+}

@@ -1,0 +1,189 @@
+//! The AWS adapters against the emulator over HTTP, using the tables the local stack deployed
+//! (so the schema under test is the one CDK declares) and a throwaway topic and queue.
+
+use evently_shared::app::events::{ReadSource, list_events};
+use evently_shared::aws::{DynamoEventStore, DynamoReadModel, SnsPublisher};
+use evently_shared::domain::{
+    Description, Event, EventDraft, Schedule, Tags, Timestamp, Title, UserId, Venue, Visibility,
+};
+use evently_shared::envelope::{CorrelationId, DomainEvent};
+use evently_shared::ports::{
+    Applied, Consistency, EventReader, EventStore, OutgoingMessage, PageRequest, Published,
+    Publisher, ReadModel, StoreError,
+};
+use evently_e2e::{Stack, sdk_config};
+
+fn new_event(visibility: Visibility, starts_in_seconds: i64) -> Event {
+    let now = Timestamp::now();
+    let draft = EventDraft {
+        title: Title::parse("title", "Adapter test").unwrap(),
+        description: Description::parse("description", "").unwrap(),
+        schedule: Schedule::upcoming(
+            now.plus_seconds(starts_in_seconds),
+            now.plus_seconds(starts_in_seconds + 3600),
+            now,
+        )
+        .unwrap(),
+        venue: Venue::parse("venue", "Emulator").unwrap(),
+        tags: Tags::default(),
+        visibility,
+        capacity: None,
+    };
+    Event::create(draft, UserId::parse("sub", "adapter-test").unwrap(), now)
+}
+
+async fn stores() -> (Stack, DynamoEventStore, DynamoReadModel) {
+    let stack = Stack::load();
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk_config().await);
+    let store = DynamoEventStore::new(dynamo.clone(), stack.output("EventsTableName"));
+    let read_model = DynamoReadModel::new(dynamo, stack.output("ReadModelTableName"));
+    (stack, store, read_model)
+}
+
+#[tokio::test]
+async fn the_event_store_writes_the_event_and_its_outbox_item_in_one_transaction() {
+    let (_stack, store, _) = stores().await;
+    let event = new_event(Visibility::Public, 86_400 * 400);
+    let envelope = DomainEvent::EventCreated(event.clone()).into_envelope(
+        "/tests",
+        CorrelationId::generate(),
+        Timestamp::now(),
+    );
+
+    store.create(&event, &envelope).await.unwrap();
+    let again = store.create(&event, &envelope).await;
+
+    assert_eq!(store.get(&event.id, Consistency::Strong).await.unwrap(), Some(event));
+    assert!(matches!(again, Err(StoreError::AlreadyExists)), "{again:?}");
+}
+
+#[tokio::test]
+async fn the_read_model_applies_only_newer_versions() {
+    let (_stack, _, read_model) = stores().await;
+    let mut event = new_event(Visibility::Public, 86_400 * 401);
+    event.version = 2;
+
+    let first = read_model.apply(&event).await.unwrap();
+    let replay = read_model.apply(&event).await.unwrap();
+    let mut older = event.clone();
+    older.version = 1;
+    older.title = Title::parse("title", "Older").unwrap();
+    let late = read_model.apply(&older).await.unwrap();
+
+    assert_eq!((first, replay, late), (Applied::Changed, Applied::Stale, Applied::Stale));
+    let stored = read_model.get(&event.id, Consistency::Eventual).await.unwrap().unwrap();
+    assert_eq!(stored, event);
+}
+
+#[tokio::test]
+async fn listing_pages_through_the_index_in_start_order_and_hides_private_events() {
+    let (_stack, _, read_model) = stores().await;
+    // Far in the future and one second apart, so other tests' events cannot interleave.
+    let base = 86_400 * 3650 + (ulid::Ulid::generate().random() % 1_000_000) as i64 * 10;
+    let public: Vec<Event> = (0..3).map(|i| new_event(Visibility::Public, base + i)).collect();
+    let private = new_event(Visibility::Private, base + 1);
+    for event in public.iter().rev().chain([&private]) {
+        read_model.apply(event).await.unwrap();
+    }
+    let after = public[0].starts_at.plus_seconds(-1);
+
+    let first = read_model
+        .list_upcoming(PageRequest { after, limit: 2, cursor: None })
+        .await
+        .unwrap();
+    let second = read_model
+        .list_upcoming(PageRequest { after, limit: 2, cursor: first.next })
+        .await
+        .unwrap();
+
+    let ids = |events: &[Event]| events.iter().map(|e| e.id).collect::<Vec<_>>();
+    assert_eq!(ids(&first.items), ids(&public[..2]));
+    assert!(first.next.is_some());
+    assert_eq!(second.items.first().map(|e| e.id), Some(public[2].id));
+}
+
+#[tokio::test]
+async fn listing_falls_back_to_the_events_table_when_the_read_model_table_is_missing() {
+    let (_stack, store, _) = stores().await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk_config().await);
+    let missing = DynamoReadModel::new(dynamo, "no-such-table");
+    let page = PageRequest { after: Timestamp::now(), limit: 1, cursor: None };
+
+    let (_, source) = list_events(&missing, &store, page).await.unwrap();
+
+    assert_eq!(source, ReadSource::Primary);
+    assert!(matches!(
+        missing.list_upcoming(page).await,
+        Err(StoreError::Unavailable(_))
+    ));
+}
+
+#[tokio::test]
+async fn the_sns_publisher_delivers_type_and_correlation_id_as_message_attributes() {
+    let config = sdk_config().await;
+    let sns = aws_sdk_sns::Client::new(&config);
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let name = format!("adapter-test-{}", ulid::Ulid::generate());
+    let topic = sns.create_topic().name(&name).send().await.unwrap().topic_arn.unwrap();
+    let queue_url = sqs.create_queue().queue_name(&name).send().await.unwrap().queue_url.unwrap();
+    let queue_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    sns.subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint(&queue_arn)
+        .attributes("RawMessageDelivery", "true")
+        .send()
+        .await
+        .unwrap();
+    let publisher = SnsPublisher::new(sns.clone(), &topic);
+    let messages: Vec<OutgoingMessage> = (0..3)
+        .map(|i| OutgoingMessage {
+            body: format!("{{\"n\":{i}}}"),
+            event_type: "evently.event.created.v1".into(),
+            correlation_id: format!("corr-{i}"),
+        })
+        .collect();
+
+    let outcomes = publisher.publish(&messages).await.unwrap();
+
+    assert_eq!(outcomes, vec![Published::Accepted; 3]);
+    let received = evently_e2e::eventually("three messages", std::time::Duration::from_secs(10), || {
+        let sqs = sqs.clone();
+        let queue_url = queue_url.clone();
+        async move {
+            let out = sqs
+                .receive_message()
+                .queue_url(&queue_url)
+                .max_number_of_messages(10)
+                .message_attribute_names("All")
+                .visibility_timeout(0)
+                .send()
+                .await
+                .unwrap();
+            let got = out.messages.unwrap_or_default();
+            (got.len() == 3).then_some(got)
+        }
+    })
+    .await;
+    let mut correlation: Vec<String> = received
+        .iter()
+        .map(|m| {
+            let attrs = m.message_attributes().unwrap();
+            assert_eq!(attrs["type"].string_value(), Some("evently.event.created.v1"));
+            attrs["correlationid"].string_value().unwrap().to_owned()
+        })
+        .collect();
+    correlation.sort();
+    assert_eq!(correlation, ["corr-0", "corr-1", "corr-2"]);
+    sqs.delete_queue().queue_url(&queue_url).send().await.unwrap();
+    sns.delete_topic().topic_arn(&topic).send().await.unwrap();
+}
