@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `make up`: the whole local stack from nothing, or an in-place update of it.
-# Emulator -> host builds of the functions -> npm ci -> cdklocal bootstrap + deploy of the same
+# `make up` (after `make venv npm`): the whole local stack from nothing, or an in-place update.
+# Emulator -> host builds of the functions -> cdklocal bootstrap + deploy of the same
 # CDK app that deploys to AWS (context local=true) -> infra/outputs.local.json.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,11 +19,7 @@ scripts/build-local.sh
 step "token keys"
 public_key=$(scripts/local-keys.sh)
 
-step "infra dependencies"
-if [[ ! -d infra/node_modules ]] || [[ infra/package-lock.json -nt infra/node_modules/.package-lock.json ]]; then
-  (cd infra && npm ci --no-audit --no-fund)
-fi
-
+[[ -d infra/node_modules ]] || { echo "infra/node_modules missing: run 'make npm' (make up does)" >&2; exit 1; }
 cd infra
 cdk=(npx --no-install cdklocal)
 step "cdk bootstrap"

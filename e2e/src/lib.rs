@@ -48,20 +48,37 @@ impl Stack {
         let name = std::env::var("STACK_NAME").unwrap_or_else(|_| "Evently".to_owned());
         let path = repo_root().join("infra/outputs.local.json");
         let raw = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-            panic!("{}: {e}. Deploy the local stack first: make up", path.display())
+            panic!(
+                "{}: {e}. Deploy the local stack first: make up",
+                path.display()
+            )
         });
         let all: Value = serde_json::from_str(&raw).expect("outputs.local.json is JSON");
         let outputs = all[&name].clone();
-        assert!(outputs.is_object(), "no outputs for stack {name} in {}", path.display());
-        let api = format!(
-            "{}/_aws/execute-api/{}",
-            endpoint(),
-            outputs["ApiId"].as_str().expect("ApiId output")
+        assert!(
+            outputs.is_object(),
+            "no outputs for stack {name} in {}",
+            path.display()
         );
+        // The emulator's path form works with every client; EVENTLY_API_URL overrides it
+        // (for example with LocalStack's own URL form, or a real deployment).
+        let api = std::env::var("EVENTLY_API_URL").unwrap_or_else(|_| {
+            format!(
+                "{}/_aws/execute-api/{}",
+                endpoint(),
+                outputs["ApiId"].as_str().expect("ApiId output")
+            )
+        });
+        let api = api.trim_end_matches('/').to_owned();
         let pem = std::fs::read(repo_root().join(".local/jwt/private.pem"))
             .expect(".local/jwt/private.pem (made by make up)");
-        let signer = TokenSigner::from_pem(&pem, "local", &Self::context("jwtIssuer"), &Self::context("jwtAudience"))
-            .expect("the local key is an Ed25519 PEM");
+        let signer = TokenSigner::from_pem(
+            &pem,
+            "local",
+            &Self::context("jwtIssuer"),
+            &Self::context("jwtAudience"),
+        )
+        .expect("the local key is an Ed25519 PEM");
         Self {
             outputs,
             api,
@@ -76,7 +93,10 @@ impl Stack {
     fn context(key: &str) -> String {
         let raw = std::fs::read_to_string(repo_root().join("infra/cdk.json")).expect("cdk.json");
         let json: Value = serde_json::from_str(&raw).expect("cdk.json is JSON");
-        json["context"][key].as_str().expect("context value").to_owned()
+        json["context"][key]
+            .as_str()
+            .expect("context value")
+            .to_owned()
     }
 
     pub fn output(&self, key: &str) -> String {
@@ -114,7 +134,11 @@ impl Stack {
                 .send()
                 .await
                 .expect("FilterLogEvents");
-            lines.extend(page.events().iter().filter_map(|e| e.message().map(str::to_owned)));
+            lines.extend(
+                page.events()
+                    .iter()
+                    .filter_map(|e| e.message().map(str::to_owned)),
+            );
             token = page.next_token().map(str::to_owned);
             if token.is_none() || page.events().is_empty() {
                 break;
@@ -135,7 +159,10 @@ where
         if let Some(value) = check().await {
             return value;
         }
-        assert!(start.elapsed() < deadline, "timed out after {deadline:?} waiting for {what}");
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }

@@ -1,6 +1,7 @@
 //! The AWS adapters against the emulator over HTTP, using the tables the local stack deployed
 //! (so the schema under test is the one CDK declares) and a throwaway topic and queue.
 
+use evently_e2e::{Stack, sdk_config};
 use evently_shared::app::events::{ReadSource, list_events};
 use evently_shared::aws::{DynamoEventStore, DynamoReadModel, SnsPublisher};
 use evently_shared::domain::{
@@ -11,7 +12,6 @@ use evently_shared::ports::{
     Applied, Consistency, EventReader, EventStore, OutgoingMessage, PageRequest, Published,
     Publisher, ReadModel, StoreError,
 };
-use evently_e2e::{Stack, sdk_config};
 
 fn new_event(visibility: Visibility, starts_in_seconds: i64) -> Event {
     let now = Timestamp::now();
@@ -53,7 +53,10 @@ async fn the_event_store_writes_the_event_and_its_outbox_item_in_one_transaction
     store.create(&event, &envelope).await.unwrap();
     let again = store.create(&event, &envelope).await;
 
-    assert_eq!(store.get(&event.id, Consistency::Strong).await.unwrap(), Some(event));
+    assert_eq!(
+        store.get(&event.id, Consistency::Strong).await.unwrap(),
+        Some(event)
+    );
     assert!(matches!(again, Err(StoreError::AlreadyExists)), "{again:?}");
 }
 
@@ -70,8 +73,15 @@ async fn the_read_model_applies_only_newer_versions() {
     older.title = Title::parse("title", "Older").unwrap();
     let late = read_model.apply(&older).await.unwrap();
 
-    assert_eq!((first, replay, late), (Applied::Changed, Applied::Stale, Applied::Stale));
-    let stored = read_model.get(&event.id, Consistency::Eventual).await.unwrap().unwrap();
+    assert_eq!(
+        (first, replay, late),
+        (Applied::Changed, Applied::Stale, Applied::Stale)
+    );
+    let stored = read_model
+        .get(&event.id, Consistency::Eventual)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored, event);
 }
 
@@ -80,7 +90,9 @@ async fn listing_pages_through_the_index_in_start_order_and_hides_private_events
     let (_stack, _, read_model) = stores().await;
     // Far in the future and one second apart, so other tests' events cannot interleave.
     let base = 86_400 * 3650 + (ulid::Ulid::generate().random() % 1_000_000) as i64 * 10;
-    let public: Vec<Event> = (0..3).map(|i| new_event(Visibility::Public, base + i)).collect();
+    let public: Vec<Event> = (0..3)
+        .map(|i| new_event(Visibility::Public, base + i))
+        .collect();
     let private = new_event(Visibility::Private, base + 1);
     for event in public.iter().rev().chain([&private]) {
         read_model.apply(event).await.unwrap();
@@ -88,11 +100,19 @@ async fn listing_pages_through_the_index_in_start_order_and_hides_private_events
     let after = public[0].starts_at.plus_seconds(-1);
 
     let first = read_model
-        .list_upcoming(PageRequest { after, limit: 2, cursor: None })
+        .list_upcoming(PageRequest {
+            after,
+            limit: 2,
+            cursor: None,
+        })
         .await
         .unwrap();
     let second = read_model
-        .list_upcoming(PageRequest { after, limit: 2, cursor: first.next })
+        .list_upcoming(PageRequest {
+            after,
+            limit: 2,
+            cursor: first.next,
+        })
         .await
         .unwrap();
 
@@ -107,7 +127,11 @@ async fn listing_falls_back_to_the_events_table_when_the_read_model_table_is_mis
     let (_stack, store, _) = stores().await;
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk_config().await);
     let missing = DynamoReadModel::new(dynamo, "no-such-table");
-    let page = PageRequest { after: Timestamp::now(), limit: 1, cursor: None };
+    let page = PageRequest {
+        after: Timestamp::now(),
+        limit: 1,
+        cursor: None,
+    };
 
     let (_, source) = list_events(&missing, &store, page).await.unwrap();
 
@@ -124,8 +148,22 @@ async fn the_sns_publisher_delivers_type_and_correlation_id_as_message_attribute
     let sns = aws_sdk_sns::Client::new(&config);
     let sqs = aws_sdk_sqs::Client::new(&config);
     let name = format!("adapter-test-{}", ulid::Ulid::generate());
-    let topic = sns.create_topic().name(&name).send().await.unwrap().topic_arn.unwrap();
-    let queue_url = sqs.create_queue().queue_name(&name).send().await.unwrap().queue_url.unwrap();
+    let topic = sns
+        .create_topic()
+        .name(&name)
+        .send()
+        .await
+        .unwrap()
+        .topic_arn
+        .unwrap();
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(&name)
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
     let queue_arn = sqs
         .get_queue_attributes()
         .queue_url(&queue_url)
@@ -156,34 +194,42 @@ async fn the_sns_publisher_delivers_type_and_correlation_id_as_message_attribute
     let outcomes = publisher.publish(&messages).await.unwrap();
 
     assert_eq!(outcomes, vec![Published::Accepted; 3]);
-    let received = evently_e2e::eventually("three messages", std::time::Duration::from_secs(10), || {
-        let sqs = sqs.clone();
-        let queue_url = queue_url.clone();
-        async move {
-            let out = sqs
-                .receive_message()
-                .queue_url(&queue_url)
-                .max_number_of_messages(10)
-                .message_attribute_names("All")
-                .visibility_timeout(0)
-                .send()
-                .await
-                .unwrap();
-            let got = out.messages.unwrap_or_default();
-            (got.len() == 3).then_some(got)
-        }
-    })
-    .await;
+    let received =
+        evently_e2e::eventually("three messages", std::time::Duration::from_secs(10), || {
+            let sqs = sqs.clone();
+            let queue_url = queue_url.clone();
+            async move {
+                let out = sqs
+                    .receive_message()
+                    .queue_url(&queue_url)
+                    .max_number_of_messages(10)
+                    .message_attribute_names("All")
+                    .visibility_timeout(0)
+                    .send()
+                    .await
+                    .unwrap();
+                let got = out.messages.unwrap_or_default();
+                (got.len() == 3).then_some(got)
+            }
+        })
+        .await;
     let mut correlation: Vec<String> = received
         .iter()
         .map(|m| {
             let attrs = m.message_attributes().unwrap();
-            assert_eq!(attrs["type"].string_value(), Some("evently.event.created.v1"));
+            assert_eq!(
+                attrs["type"].string_value(),
+                Some("evently.event.created.v1")
+            );
             attrs["correlationid"].string_value().unwrap().to_owned()
         })
         .collect();
     correlation.sort();
     assert_eq!(correlation, ["corr-0", "corr-1", "corr-2"]);
-    sqs.delete_queue().queue_url(&queue_url).send().await.unwrap();
+    sqs.delete_queue()
+        .queue_url(&queue_url)
+        .send()
+        .await
+        .unwrap();
     sns.delete_topic().topic_arn(&topic).send().await.unwrap();
 }

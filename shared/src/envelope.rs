@@ -211,7 +211,10 @@ mod tests {
 
     #[test]
     fn a_caller_correlation_id_is_kept_when_it_is_sane() {
-        assert_eq!(CorrelationId::from_header(Some("req-42.a:b")).as_str(), "req-42.a:b");
+        assert_eq!(
+            CorrelationId::from_header(Some("req-42.a:b")).as_str(),
+            "req-42.a:b"
+        );
     }
 
     #[test]
@@ -229,7 +232,10 @@ mod tests {
             "subject":"s","time":"2027-01-01T00:00:00Z","datacontenttype":"application/json",
             "correlationid":"c","entityversion":1,"data":{}}"#;
         let envelope = Envelope::from_json(raw).unwrap();
-        assert!(matches!(envelope.domain_event(), Err(EnvelopeError::UnknownType(_))));
+        assert!(matches!(
+            envelope.domain_event(),
+            Err(EnvelopeError::UnknownType(_))
+        ));
     }
 
     #[test]
@@ -237,6 +243,9 @@ mod tests {
         let raw = r#"{"specversion":"0.3","id":"1","source":"/x","type":"evently.event.created.v1",
             "subject":"s","time":"2027-01-01T00:00:00Z","datacontenttype":"application/json",
             "correlationid":"c","entityversion":1,"data":{}}"#;
-        assert!(matches!(Envelope::from_json(raw), Err(EnvelopeError::SpecVersion(_))));
+        assert!(matches!(
+            Envelope::from_json(raw),
+            Err(EnvelopeError::SpecVersion(_))
+        ));
     }
 }

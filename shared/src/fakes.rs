@@ -137,7 +137,13 @@ pub struct RecordingPublisher {
 
 impl RecordingPublisher {
     pub fn published(&self) -> Vec<OutgoingMessage> {
-        self.calls.lock().unwrap().iter().flatten().cloned().collect()
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .flatten()
+            .cloned()
+            .collect()
     }
 }
 
@@ -146,7 +152,10 @@ impl Publisher for RecordingPublisher {
     const MAX_BATCH: usize = 10;
 
     async fn publish(&self, batch: &[OutgoingMessage]) -> Result<Vec<Published>, PublishError> {
-        assert!(batch.len() <= Self::MAX_BATCH, "batch larger than the publisher allows");
+        assert!(
+            batch.len() <= Self::MAX_BATCH,
+            "batch larger than the publisher allows"
+        );
         if self.fail_calls {
             return Err(PublishError::Unavailable(Box::new(Outage)));
         }
@@ -200,8 +209,8 @@ pub fn schema_violations(envelope: &serde_json::Value) -> Vec<String> {
 fn schema_for(event_type: crate::envelope::EventType) -> &'static str {
     use crate::envelope::EventType;
     match event_type {
-        EventType::EventCreated => include_str!(
-            "../../events-fixtures/schemas/evently.event.created.v1.json"
-        ),
+        EventType::EventCreated => {
+            include_str!("../../events-fixtures/schemas/evently.event.created.v1.json")
+        }
     }
 }

@@ -58,8 +58,11 @@ impl StoreError {
 /// Reading events: both the events table and the read model can answer these.
 #[async_trait]
 pub trait EventReader: Send + Sync {
-    async fn get(&self, id: &EventId, consistency: Consistency)
-    -> Result<Option<Event>, StoreError>;
+    async fn get(
+        &self,
+        id: &EventId,
+        consistency: Consistency,
+    ) -> Result<Option<Event>, StoreError>;
 
     /// Upcoming public events in `starts_at` order (ties by id), through an index.
     async fn list_upcoming(&self, page: PageRequest) -> Result<Page<Event>, StoreError>;

@@ -9,8 +9,10 @@ pub fn init() {
     let directives = std::env::var("LOG_LEVEL")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "info".to_owned());
-    let filter = EnvFilter::try_new(format!("aws_smithy_runtime=warn,aws_config=warn,hyper=warn,{directives}"))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_new(format!(
+        "aws_smithy_runtime=warn,aws_config=warn,hyper=warn,{directives}"
+    ))
+    .unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)

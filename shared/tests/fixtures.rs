@@ -73,7 +73,10 @@ fn every_fixture_parses_into_its_lambda_event_type_and_round_trips() {
                 for message in &event.records {
                     let body = message.body.as_deref().unwrap_or_default();
                     if name.contains("malformed") {
-                        assert!(Envelope::from_json(body).is_err(), "{name} must stay malformed");
+                        assert!(
+                            Envelope::from_json(body).is_err(),
+                            "{name} must stay malformed"
+                        );
                     } else {
                         assert_schema_valid(&serde_json::from_str(body).unwrap(), &name);
                     }
@@ -83,7 +86,9 @@ fn every_fixture_parses_into_its_lambda_event_type_and_round_trips() {
                 let value = round_trips::<Envelope>(&raw);
                 assert_schema_valid(&value, &name);
             }
-            other => panic!("{name}: unknown fixture source {other:?}; name files <source>-<variant>.json"),
+            other => panic!(
+                "{name}: unknown fixture source {other:?}; name files <source>-<variant>.json"
+            ),
         }
     }
 }
@@ -100,14 +105,18 @@ fn a_produced_event_created_envelope_matches_its_schema() {
         visibility: Visibility::Private,
         capacity: None,
     };
-    let event = evently_shared::domain::Event::create(draft, UserId::parse("sub", "u-1").unwrap(), now);
+    let event =
+        evently_shared::domain::Event::create(draft, UserId::parse("sub", "u-1").unwrap(), now);
     let envelope = DomainEvent::EventCreated(event).into_envelope(
         evently_shared::app::events::SOURCE,
         CorrelationId::generate(),
         now,
     );
 
-    assert_schema_valid(&serde_json::to_value(&envelope).unwrap(), "produced envelope");
+    assert_schema_valid(
+        &serde_json::to_value(&envelope).unwrap(),
+        "produced envelope",
+    );
 }
 
 #[test]

@@ -2,12 +2,12 @@
 
 use evently_shared::app::events::{self, ReadSource};
 use evently_shared::domain::{
-    Capacity, Description, EventDraft, EventId, FieldError, FieldErrors, Schedule, Tag, Tags, Timestamp,
-    Title, Venue, Visibility,
+    Capacity, Description, EventDraft, EventId, FieldError, FieldErrors, Schedule, Tag, Tags,
+    Timestamp, Title, Venue, Visibility,
 };
 use evently_shared::http::{
-    ApiError, Body, JsonObject, QueryParams, Request, Response, ResponseContext, TokenVerifier,
-    correlation_id_of, encode_cursor, json_object,
+    ApiError, Body, JsonObject, QueryParams, Recorded, Request, Response, ResponseContext,
+    TokenVerifier, correlation_id_of, encode_cursor, json_object,
 };
 use evently_shared::ports::{EventReader, EventStore, PageRequest};
 use lambda_http::http::{HeaderValue, Method, StatusCode, header};
@@ -160,9 +160,10 @@ impl<S: EventStore, R: EventReader> App<S, R> {
 }
 
 fn with_source(mut response: Response<Body>, source: ReadSource) -> Response<Body> {
-    response
-        .headers_mut()
-        .insert(READ_SOURCE_HEADER, HeaderValue::from_static(source.as_str()));
+    response.headers_mut().insert(
+        READ_SOURCE_HEADER,
+        HeaderValue::from_static(source.as_str()),
+    );
     response
 }
 
@@ -178,7 +179,7 @@ fn parse_draft(body: Map<String, Value>, now: Timestamp) -> Result<EventDraft, F
             "description",
             raw.as_deref().unwrap_or(""),
         )),
-        Err(()) => None,
+        Err(Recorded) => None,
     };
     let venue = object
         .required_str("venue")
@@ -190,9 +191,9 @@ fn parse_draft(body: Map<String, Value>, now: Timestamp) -> Result<EventDraft, F
         .required_str("ends_at")
         .and_then(|raw| object.errors().collect(Timestamp::parse("ends_at", &raw)));
     let schedule = match (starts_at, ends_at) {
-        (Some(starts_at), Some(ends_at)) => {
-            object.errors().collect(Schedule::upcoming(starts_at, ends_at, now))
-        }
+        (Some(starts_at), Some(ends_at)) => object
+            .errors()
+            .collect(Schedule::upcoming(starts_at, ends_at, now)),
         _ => None,
     };
     let tags = match object.optional_str_list("tags") {
@@ -205,21 +206,33 @@ fn parse_draft(body: Map<String, Value>, now: Timestamp) -> Result<EventDraft, F
                 None
             }
         },
-        Err(()) => None,
+        Err(Recorded) => None,
     };
     let visibility = match object.optional_str("visibility") {
         Ok(None) => Some(Visibility::Public),
-        Ok(Some(raw)) => object.errors().collect(Visibility::parse("visibility", &raw)),
-        Err(()) => None,
+        Ok(Some(raw)) => object
+            .errors()
+            .collect(Visibility::parse("visibility", &raw)),
+        Err(Recorded) => None,
     };
     let capacity = match object.optional_u64("capacity") {
         Ok(None) => Some(None),
-        Ok(Some(n)) => object.errors().collect(Capacity::new("capacity", n).map(Some)),
-        Err(()) => None,
+        Ok(Some(n)) => object
+            .errors()
+            .collect(Capacity::new("capacity", n).map(Some)),
+        Err(Recorded) => None,
     };
 
     object.finish()?;
-    match (title, description, schedule, venue, tags, visibility, capacity) {
+    match (
+        title,
+        description,
+        schedule,
+        venue,
+        tags,
+        visibility,
+        capacity,
+    ) {
         (
             Some(title),
             Some(description),
@@ -245,7 +258,9 @@ fn parse_draft(body: Map<String, Value>, now: Timestamp) -> Result<EventDraft, F
 
 fn parse_tags(raw: Vec<String>) -> Result<Tags, FieldErrors> {
     if raw.len() > Tags::MAX {
-        return Err(FieldError::new("tags", format!("must hold at most {} tags", Tags::MAX)).into());
+        return Err(
+            FieldError::new("tags", format!("must hold at most {} tags", Tags::MAX)).into(),
+        );
     }
     let mut errors = FieldErrors::default();
     let tags: Vec<Tag> = raw
@@ -304,7 +319,9 @@ mod tests {
     }
 
     fn in_days(days: i64, hours: i64) -> String {
-        Timestamp::now().plus_seconds(days * 86_400 + hours * 3_600).to_string()
+        Timestamp::now()
+            .plus_seconds(days * 86_400 + hours * 3_600)
+            .to_string()
     }
 
     fn valid_body() -> Value {
@@ -370,7 +387,12 @@ mod tests {
 
     async fn create<R: EventReader>(h: &Harness<R>, sub: &str, body: Value) -> Event {
         let response = h.app.handle(post(Some(&h.token(sub)), &body)).await;
-        assert_eq!(response.status(), StatusCode::CREATED, "{:?}", response.body());
+        assert_eq!(
+            response.status(),
+            StatusCode::CREATED,
+            "{:?}",
+            response.body()
+        );
         serde_json::from_value(json_of(&response)).unwrap()
     }
 
@@ -378,7 +400,10 @@ mod tests {
     async fn create_event_returns_201_with_location_and_writes_the_outbox() {
         let h = harness();
 
-        let response = h.app.handle(post(Some(&h.token("user-1")), &valid_body())).await;
+        let response = h
+            .app
+            .handle(post(Some(&h.token("user-1")), &valid_body()))
+            .await;
 
         assert_eq!(response.status(), StatusCode::CREATED);
         let body = json_of(&response);
@@ -405,7 +430,10 @@ mod tests {
 
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
         assert!(header(&response, "www-authenticate").starts_with("Bearer"));
-        assert_eq!(header(&response, "content-type"), "application/problem+json");
+        assert_eq!(
+            header(&response, "content-type"),
+            "application/problem+json"
+        );
         assert!(h.app.store.events().is_empty());
     }
 
@@ -440,7 +468,15 @@ mod tests {
         fields.sort();
         assert_eq!(
             fields,
-            ["capacity", "starts_at", "tags[0]", "tags[2]", "title", "venue", "visibility"]
+            [
+                "capacity",
+                "starts_at",
+                "tags[0]",
+                "tags[2]",
+                "title",
+                "venue",
+                "visibility"
+            ]
         );
     }
 
@@ -503,7 +539,10 @@ mod tests {
 
         let first = h.app.handle(get("/events", &[("limit", "2")], None)).await;
         let cursor = json_of(&first)["next_cursor"].as_str().unwrap().to_owned();
-        let second = h.app.handle(get("/events", &[("limit", "2"), ("cursor", &cursor)], None)).await;
+        let second = h
+            .app
+            .handle(get("/events", &[("limit", "2"), ("cursor", &cursor)], None))
+            .await;
 
         assert_eq!(header(&first, "x-read-source"), "read-model");
         let titles_by_start: Vec<String> = [&first, &second]
@@ -511,7 +550,10 @@ mod tests {
             .flat_map(|r| json_of(r)["items"].as_array().unwrap().clone())
             .map(|e| e["starts_at"].as_str().unwrap().to_owned())
             .collect();
-        let mut expected: Vec<String> = created[..3].iter().map(|e| e.starts_at.to_string()).collect();
+        let mut expected: Vec<String> = created[..3]
+            .iter()
+            .map(|e| e.starts_at.to_string())
+            .collect();
         expected.sort();
         assert_eq!(titles_by_start, expected);
         assert!(json_of(&second).get("next_cursor").is_none());
@@ -532,7 +574,13 @@ mod tests {
     #[tokio::test]
     async fn list_events_rejects_a_limit_out_of_range_and_a_forged_cursor() {
         let h = harness();
-        for (name, value) in [("limit", "0"), ("limit", "101"), ("limit", "-5"), ("limit", "99999999999"), ("cursor", "abc")] {
+        for (name, value) in [
+            ("limit", "0"),
+            ("limit", "101"),
+            ("limit", "-5"),
+            ("limit", "99999999999"),
+            ("cursor", "abc"),
+        ] {
             let response = h.app.handle(get("/events", &[(name, value)], None)).await;
             assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{name}={value}");
             assert_eq!(problem_fields(&response), [name]);
@@ -547,7 +595,10 @@ mod tests {
         let uri = format!("/events/{}", event.id);
 
         let default = h.app.handle(get(&uri, &[], None)).await;
-        let strong = h.app.handle(get(&uri, &[("consistency", "strong")], None)).await;
+        let strong = h
+            .app
+            .handle(get(&uri, &[("consistency", "strong")], None))
+            .await;
 
         assert_eq!(header(&default, "x-read-source"), "read-model");
         assert_eq!(header(&strong, "x-read-source"), "primary");
@@ -563,14 +614,21 @@ mod tests {
         let uri = format!("/events/{}", event.id);
 
         let owner = h.app.handle(get(&uri, &[], Some(&h.token("owner")))).await;
-        let stranger = h.app.handle(get(&uri, &[], Some(&h.token("stranger")))).await;
+        let stranger = h
+            .app
+            .handle(get(&uri, &[], Some(&h.token("stranger"))))
+            .await;
         let anonymous = h.app.handle(get(&uri, &[], None)).await;
 
         assert_eq!(owner.status(), StatusCode::OK);
         assert_eq!(stranger.status(), StatusCode::NOT_FOUND);
         assert_eq!(anonymous.status(), StatusCode::NOT_FOUND);
         assert_eq!(json_of(&stranger), {
-            let mut unknown = json_of(&h.app.handle(get("/events/01ARZ3NDEKTSV4RRFFQ69G5FAV", &[], None)).await);
+            let mut unknown = json_of(
+                &h.app
+                    .handle(get("/events/01ARZ3NDEKTSV4RRFFQ69G5FAV", &[], None))
+                    .await,
+            );
             unknown["correlation_id"] = json_of(&stranger)["correlation_id"].clone();
             unknown
         });
@@ -582,7 +640,13 @@ mod tests {
         let missing = h.app.handle(get("/nope", &[], None)).await;
         let wrong_method = h
             .app
-            .handle(http::Request::builder().method("DELETE").uri("/events").body(Body::Empty).unwrap())
+            .handle(
+                http::Request::builder()
+                    .method("DELETE")
+                    .uri("/events")
+                    .body(Body::Empty)
+                    .unwrap(),
+            )
             .await;
 
         assert_eq!(missing.status(), StatusCode::NOT_FOUND);

@@ -133,10 +133,10 @@ mod tests {
         let mut record: serde_json::Value = serde_json::from_str(FIXTURE).unwrap();
         let mut one = record["Records"][0].take();
         one["dynamodb"]["SequenceNumber"] = json!(sequence);
-        let envelope = one["dynamodb"]["NewImage"]["envelope"]["S"].as_str().unwrap().replace(
-            "\"title\":\"",
-            &format!("\"title\":\"{marker} "),
-        );
+        let envelope = one["dynamodb"]["NewImage"]["envelope"]["S"]
+            .as_str()
+            .unwrap()
+            .replace("\"title\":\"", &format!("\"title\":\"{marker} "));
         one["dynamodb"]["NewImage"]["envelope"]["S"] = json!(envelope);
         one
     }
@@ -178,7 +178,9 @@ mod tests {
         let mut remove = outbox_record("3", "r");
         remove["eventName"] = json!("REMOVE");
 
-        let response = relay(&publisher, batch(vec![modify, event_item, remove])).await.unwrap();
+        let response = relay(&publisher, batch(vec![modify, event_item, remove]))
+            .await
+            .unwrap();
 
         assert!(response.batch_item_failures.is_empty());
         assert!(publisher.published().is_empty());
@@ -190,7 +192,11 @@ mod tests {
             reject_marker: Some("POISON".into()),
             ..Default::default()
         };
-        let records = vec![outbox_record("10", "ok"), outbox_record("11", "POISON"), outbox_record("12", "ok")];
+        let records = vec![
+            outbox_record("10", "ok"),
+            outbox_record("11", "POISON"),
+            outbox_record("12", "ok"),
+        ];
 
         let response = relay(&publisher, batch(records)).await.unwrap();
 
@@ -201,10 +207,15 @@ mod tests {
     #[tokio::test]
     async fn a_failed_call_fails_every_record_it_carried_and_batches_stay_within_ten() {
         let ok = RecordingPublisher::default();
-        let records: Vec<_> = (0..23).map(|i| outbox_record(&format!("{i:03}"), "x")).collect();
+        let records: Vec<_> = (0..23)
+            .map(|i| outbox_record(&format!("{i:03}"), "x"))
+            .collect();
 
         relay(&ok, batch(records.clone())).await.unwrap();
-        let down = RecordingPublisher { fail_calls: true, ..Default::default() };
+        let down = RecordingPublisher {
+            fail_calls: true,
+            ..Default::default()
+        };
         let response = relay(&down, batch(records)).await.unwrap();
 
         let sizes: Vec<usize> = ok.calls.lock().unwrap().iter().map(Vec::len).collect();

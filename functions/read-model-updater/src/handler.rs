@@ -77,12 +77,17 @@ mod tests {
 
     fn fixture_event_id() -> EventId {
         let batch: Value = serde_json::from_str(CREATED).unwrap();
-        let envelope: Value = serde_json::from_str(batch["Records"][0]["body"].as_str().unwrap()).unwrap();
+        let envelope: Value =
+            serde_json::from_str(batch["Records"][0]["body"].as_str().unwrap()).unwrap();
         EventId::parse("id", envelope["subject"].as_str().unwrap()).unwrap()
     }
 
     async fn stored(read_model: &InMemoryEvents) -> Event {
-        read_model.get(&fixture_event_id(), Consistency::Strong).await.unwrap().unwrap()
+        read_model
+            .get(&fixture_event_id(), Consistency::Strong)
+            .await
+            .unwrap()
+            .unwrap()
     }
 
     #[tokio::test]
@@ -92,7 +97,10 @@ mod tests {
         let response = handle_batch(&read_model, event(CREATED)).await.unwrap();
 
         assert!(response.batch_item_failures.is_empty());
-        assert_eq!(stored(&read_model).await.title.as_str(), "Rust & Lambda night");
+        assert_eq!(
+            stored(&read_model).await.title.as_str(),
+            "Rust & Lambda night"
+        );
     }
 
     #[tokio::test]
@@ -113,8 +121,12 @@ mod tests {
         let newer = json!({ "Records": [message_with_version("a", 3, "Newest")] });
         let older = json!({ "Records": [message_with_version("b", 2, "Older")] });
 
-        handle_batch(&read_model, serde_json::from_value(newer).unwrap()).await.unwrap();
-        handle_batch(&read_model, serde_json::from_value(older).unwrap()).await.unwrap();
+        handle_batch(&read_model, serde_json::from_value(newer).unwrap())
+            .await
+            .unwrap();
+        handle_batch(&read_model, serde_json::from_value(older).unwrap())
+            .await
+            .unwrap();
 
         let projection = stored(&read_model).await;
         assert_eq!(projection.version, 3);
@@ -126,11 +138,20 @@ mod tests {
         let read_model = InMemoryEvents::default();
         let mut batch: Value = serde_json::from_str(MALFORMED).unwrap();
         let good: Value = serde_json::from_str(CREATED).unwrap();
-        batch["Records"].as_array_mut().unwrap().push(good["Records"][0].clone());
+        batch["Records"]
+            .as_array_mut()
+            .unwrap()
+            .push(good["Records"][0].clone());
 
-        let response = handle_batch(&read_model, serde_json::from_value(batch).unwrap()).await.unwrap();
+        let response = handle_batch(&read_model, serde_json::from_value(batch).unwrap())
+            .await
+            .unwrap();
 
-        let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+        let failed: Vec<&str> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
         assert_eq!(failed, ["7b2f1c2e-5d7a-4c1e-9a55-000000000bad"]);
         assert_eq!(stored(&read_model).await.version, 1);
     }

@@ -9,8 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::{Event, EventId, Timestamp};
 use crate::envelope::Envelope;
 use crate::ports::{
-    Applied, Consistency, Cursor, EventReader, EventStore, Page, PageRequest, ReadModel,
-    StoreError,
+    Applied, Consistency, Cursor, EventReader, EventStore, Page, PageRequest, ReadModel, StoreError,
 };
 
 type Item = HashMap<String, AttributeValue>;

@@ -65,14 +65,21 @@ impl Publisher for SnsPublisher {
             batch.len()
         ];
         for ok in output.successful() {
-            if let Some(slot) = ok.id().and_then(|id| id.parse::<usize>().ok()) {
-                if let Some(outcome) = outcomes.get_mut(slot) {
-                    *outcome = Published::Accepted;
-                }
+            if let Some(outcome) = ok
+                .id()
+                .and_then(|id| id.parse::<usize>().ok())
+                .and_then(|slot| outcomes.get_mut(slot))
+            {
+                *outcome = Published::Accepted;
             }
         }
         for failed in output.failed() {
-            if let Some(outcome) = failed.id().parse::<usize>().ok().and_then(|i| outcomes.get_mut(i)) {
+            if let Some(outcome) = failed
+                .id()
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| outcomes.get_mut(i))
+            {
                 *outcome = Published::Rejected {
                     code: failed.code().to_owned(),
                     message: failed.message().unwrap_or_default().to_owned(),

@@ -115,9 +115,9 @@ impl UserId {
     pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
         let ok = !raw.is_empty()
             && raw.len() <= 128
-            && raw
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'|' | b':'));
+            && raw.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'|' | b':')
+            });
         if ok {
             Ok(Self(raw.to_owned()))
         } else {
@@ -411,7 +411,10 @@ mod tests {
 
     #[test]
     fn title_is_trimmed_and_bounded() {
-        assert_eq!(Title::parse("title", "  Rust night ").unwrap().as_str(), "Rust night");
+        assert_eq!(
+            Title::parse("title", "  Rust night ").unwrap().as_str(),
+            "Rust night"
+        );
         assert_eq!(Title::parse("title", "   ").unwrap_err().field, "title");
         let long = "x".repeat(Title::MAX_CHARS + 1);
         assert!(Title::parse("title", &long).is_err());
@@ -440,7 +443,10 @@ mod tests {
     fn at_most_ten_distinct_tags_are_allowed() {
         let tag = |i: usize| Tag::parse("t", &format!("t{i}")).unwrap();
         assert!(Tags::new((0..10).map(tag).collect()).is_ok());
-        assert_eq!(Tags::new((0..11).map(tag).collect()).unwrap_err().field, "tags");
+        assert_eq!(
+            Tags::new((0..11).map(tag).collect()).unwrap_err().field,
+            "tags"
+        );
         let repeated = Tags::new(vec![tag(1), tag(2), tag(1)]).unwrap_err();
         assert_eq!(repeated.field, "tags[2]");
     }
@@ -454,17 +460,16 @@ mod tests {
 
     #[test]
     fn a_schedule_must_end_after_it_starts() {
-        let error = Schedule::new(at("2027-01-01T10:00:00Z"), at("2027-01-01T10:00:00Z"))
-            .unwrap_err();
+        let error =
+            Schedule::new(at("2027-01-01T10:00:00Z"), at("2027-01-01T10:00:00Z")).unwrap_err();
         assert_eq!(error.field, "ends_at");
     }
 
     #[test]
     fn a_new_event_must_start_in_the_future() {
         let now = at("2027-01-01T10:00:00Z");
-        let error =
-            Schedule::upcoming(at("2027-01-01T09:00:00Z"), at("2027-01-01T11:00:00Z"), now)
-                .unwrap_err();
+        let error = Schedule::upcoming(at("2027-01-01T09:00:00Z"), at("2027-01-01T11:00:00Z"), now)
+            .unwrap_err();
         assert_eq!(error.field, "starts_at");
     }
 

@@ -180,4 +180,3 @@ impl TokenSigner {
         jsonwebtoken::encode(&header, claims, &self.key).expect("an Ed25519 key always signs")
     }
 }
-

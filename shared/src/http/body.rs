@@ -26,7 +26,12 @@ pub fn json_object(request: &Request) -> Result<Map<String, Value>, ApiError> {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     if essence != "application/json" && !essence.ends_with("+json") {
         return Err(ApiError::UnsupportedMediaType);
     }
@@ -39,12 +44,20 @@ pub fn json_object(request: &Request) -> Result<Map<String, Value>, ApiError> {
         Ok(_) => Err(FieldError::new("body", "must be a JSON object").into()),
         Err(error) if error.is_eof() || error.is_syntax() => Err(FieldError::new(
             "body",
-            format!("is not valid JSON (line {}, column {})", error.line(), error.column()),
+            format!(
+                "is not valid JSON (line {}, column {})",
+                error.line(),
+                error.column()
+            ),
         )
         .into()),
         Err(error) => Err(FieldError::new("body", format!("is not valid JSON: {error}")).into()),
     }
 }
+
+/// A field was present but malformed; the error is already in the object's list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recorded;
 
 /// Reads fields out of a JSON object, collecting every violation instead of stopping at the
 /// first. Fields not in `allowed` are rejected by name: they are typos or attempts to set what
@@ -57,7 +70,10 @@ pub struct JsonObject {
 impl JsonObject {
     pub fn new(map: Map<String, Value>, allowed: &[&str]) -> Self {
         let mut errors = FieldErrors::default();
-        let mut unknown: Vec<&String> = map.keys().filter(|k| !allowed.contains(&k.as_str())).collect();
+        let mut unknown: Vec<&String> = map
+            .keys()
+            .filter(|k| !allowed.contains(&k.as_str()))
+            .collect();
         unknown.sort();
         for key in unknown {
             errors.push(FieldError::new(
@@ -102,38 +118,39 @@ impl JsonObject {
         }
     }
 
-    /// `Ok(None)` when absent or null; `Err` (already recorded) when present but not a string.
-    pub fn optional_str(&mut self, field: &str) -> Result<Option<String>, ()> {
+    /// `Ok(None)` when absent or null; `Err(Recorded)` when present but not a string.
+    pub fn optional_str(&mut self, field: &str) -> Result<Option<String>, Recorded> {
         match self.take(field) {
             Some(Value::String(s)) => Ok(Some(s)),
             Some(_) => {
                 self.errors.push(FieldError::new(field, "must be a string"));
-                Err(())
+                Err(Recorded)
             }
             None => Ok(None),
         }
     }
 
-    pub fn optional_u64(&mut self, field: &str) -> Result<Option<u64>, ()> {
+    pub fn optional_u64(&mut self, field: &str) -> Result<Option<u64>, Recorded> {
         match self.take(field) {
             Some(Value::Number(n)) => match n.as_u64() {
                 Some(n) => Ok(Some(n)),
                 None => {
                     self.errors
                         .push(FieldError::new(field, "must be a non-negative integer"));
-                    Err(())
+                    Err(Recorded)
                 }
             },
             Some(_) => {
-                self.errors.push(FieldError::new(field, "must be an integer"));
-                Err(())
+                self.errors
+                    .push(FieldError::new(field, "must be an integer"));
+                Err(Recorded)
             }
             None => Ok(None),
         }
     }
 
     /// A list of strings; each element that is not a string is named by its index.
-    pub fn optional_str_list(&mut self, field: &str) -> Result<Option<Vec<String>>, ()> {
+    pub fn optional_str_list(&mut self, field: &str) -> Result<Option<Vec<String>>, Recorded> {
         match self.take(field) {
             Some(Value::Array(values)) => {
                 let mut out = Vec::with_capacity(values.len());
@@ -148,11 +165,12 @@ impl JsonObject {
                         }
                     }
                 }
-                if ok { Ok(Some(out)) } else { Err(()) }
+                if ok { Ok(Some(out)) } else { Err(Recorded) }
             }
             Some(_) => {
-                self.errors.push(FieldError::new(field, "must be a list of strings"));
-                Err(())
+                self.errors
+                    .push(FieldError::new(field, "must be a list of strings"));
+                Err(Recorded)
             }
             None => Ok(None),
         }
@@ -195,7 +213,9 @@ mod tests {
     fn a_body_that_is_not_json_names_the_body() {
         let error =
             json_object(&request(Some("application/json"), Body::Text("{".into()))).unwrap_err();
-        let ApiError::Validation(errors) = error else { panic!("{error:?}") };
+        let ApiError::Validation(errors) = error else {
+            panic!("{error:?}")
+        };
         assert_eq!(errors.as_slice()[0].field, "body");
     }
 
@@ -217,7 +237,13 @@ mod tests {
     fn a_non_json_media_type_is_refused() {
         let error = json_object(&request(Some("text/plain"), Body::Text("{}".into()))).unwrap_err();
         assert!(matches!(error, ApiError::UnsupportedMediaType));
-        assert!(json_object(&request(Some("application/json; charset=utf-8"), Body::Text("{}".into()))).is_ok());
+        assert!(
+            json_object(&request(
+                Some("application/json; charset=utf-8"),
+                Body::Text("{}".into())
+            ))
+            .is_ok()
+        );
     }
 
     #[test]

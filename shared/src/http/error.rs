@@ -74,7 +74,9 @@ impl ApiError {
     fn kind_and_title(&self) -> (&'static str, &'static str) {
         match self {
             Self::Validation(_) => ("/problems/invalid-request", "The request is invalid"),
-            Self::PayloadTooLarge { .. } => ("/problems/payload-too-large", "The body is too large"),
+            Self::PayloadTooLarge { .. } => {
+                ("/problems/payload-too-large", "The body is too large")
+            }
             Self::UnsupportedMediaType => (
                 "/problems/unsupported-media-type",
                 "The body must be application/json",
@@ -126,8 +128,11 @@ impl ApiError {
             errors,
             correlation_id: ctx.correlation_id.as_str(),
         };
-        let mut response =
-            ctx.json_with_type(status, &problem, HeaderValue::from_static("application/problem+json"));
+        let mut response = ctx.json_with_type(
+            status,
+            &problem,
+            HeaderValue::from_static("application/problem+json"),
+        );
         let headers = response.headers_mut();
         match &self {
             Self::Unauthenticated(_) => {

@@ -8,7 +8,7 @@ mod query;
 mod response;
 
 pub use auth::{AuthError, BadPublicKey, Caller, Claims, TokenConfig, TokenSigner, TokenVerifier};
-pub use body::{JsonObject, MAX_BODY_BYTES, json_object};
+pub use body::{JsonObject, MAX_BODY_BYTES, Recorded, json_object};
 pub use error::ApiError;
 pub use query::{QueryParams, decode_cursor, encode_cursor};
 pub use response::{CORRELATION_HEADER, ResponseContext, correlation_id_of};

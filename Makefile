@@ -1,0 +1,60 @@
+# Evently: the two commands are `make up` and `make test`. Everything else is a step of those.
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := .venv
+VENV_STAMP := $(VENV)/.installed
+NPM_STAMP := infra/node_modules/.package-lock.json
+
+.PHONY: help
+help: ## List the targets
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(VENV_STAMP): requirements-dev.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+$(NPM_STAMP): infra/package-lock.json
+	cd infra && npm ci --no-audit --no-fund
+
+.PHONY: venv
+venv: $(VENV_STAMP) ## Python tools: ministack, cargo-lambda, cfn-lint (pinned)
+
+.PHONY: npm
+npm: $(NPM_STAMP) ## CDK app dependencies (npm ci)
+
+.PHONY: up
+up: venv npm ## Start the emulator, build the functions, deploy the stack locally
+	scripts/deploy-local.sh
+
+.PHONY: down
+down: ## Stop the emulator this project started
+	scripts/emulator.sh stop
+
+.PHONY: test
+test: up ## Everything: lint, unit, adapter, contract, infra and end-to-end tests
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+	source scripts/local-env.sh && cargo test --workspace --locked
+	cd infra && npm test
+	scripts/lint-template.sh
+
+.PHONY: unit
+unit: ## Only the tests that need no emulator
+	cargo test --workspace --locked --exclude evently-e2e
+
+.PHONY: build-arm64
+build-arm64: venv ## Release arm64 builds for AWS (target/lambda/<fn>/bootstrap)
+	rustup target add aarch64-unknown-linux-gnu
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 --locked
+
+.PHONY: deploy
+deploy: build-arm64 npm ## Deploy to the AWS account in your credentials (needs JWT_PUBLIC_KEY)
+	@test -n "$${JWT_PUBLIC_KEY:-}" || { echo "set JWT_PUBLIC_KEY (base64url Ed25519 public key)"; exit 2; }
+	cd infra && npx --no-install cdk deploy -c jwtPublicKey="$$JWT_PUBLIC_KEY" --require-approval broadening
+
+.PHONY: clean
+clean: down ## Stop the emulator and remove local state (keeps target/)
+	rm -rf .local infra/cdk.local.out infra/outputs.local.json
