@@ -9,7 +9,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use ulid::Ulid;
 
-use crate::domain::{Event, Timestamp};
+use crate::domain::{Event, Timestamp, User};
 
 pub const SPEC_VERSION: &str = "1.0";
 pub const JSON: &str = "application/json";
@@ -18,14 +18,16 @@ pub const JSON: &str = "application/json";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventType {
     EventCreated,
+    UserCreated,
 }
 
 impl EventType {
-    pub const ALL: &'static [EventType] = &[EventType::EventCreated];
+    pub const ALL: &'static [EventType] = &[EventType::EventCreated, EventType::UserCreated];
 
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::EventCreated => "evently.event.created.v1",
+            Self::UserCreated => "evently.user.created.v1",
         }
     }
 
@@ -102,6 +104,7 @@ pub struct Envelope {
 #[derive(Debug, Clone, PartialEq)]
 pub enum DomainEvent {
     EventCreated(Event),
+    UserCreated(User),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -125,18 +128,22 @@ impl DomainEvent {
     pub fn event_type(&self) -> EventType {
         match self {
             Self::EventCreated(_) => EventType::EventCreated,
+            Self::UserCreated(_) => EventType::UserCreated,
         }
     }
 
     fn subject(&self) -> String {
         match self {
             Self::EventCreated(event) => event.id.to_string(),
+            Self::UserCreated(user) => user.id.to_string(),
         }
     }
 
     fn entity_version(&self) -> u64 {
         match self {
             Self::EventCreated(event) => event.version,
+            // Users are not versioned yet: creation is their first and only change.
+            Self::UserCreated(_) => 1,
         }
     }
 
@@ -145,6 +152,9 @@ impl DomainEvent {
             // Serialising our own types cannot fail: every field is a string, number or list.
             Self::EventCreated(event) => {
                 serde_json::to_value(event).expect("an Event always serialises")
+            }
+            Self::UserCreated(user) => {
+                serde_json::to_value(user).expect("a User always serialises")
             }
         }
     }
@@ -188,19 +198,21 @@ impl Envelope {
     pub fn domain_event(&self) -> Result<DomainEvent, EnvelopeError> {
         let event_type = EventType::parse(&self.event_type)
             .ok_or_else(|| EnvelopeError::UnknownType(self.event_type.clone()))?;
+        let data = |source| EnvelopeError::Data { event_type, source };
         let event = match event_type {
             EventType::EventCreated => {
-                let event: Event = serde_json::from_value(self.data.clone())
-                    .map_err(|source| EnvelopeError::Data { event_type, source })?;
-                if event.id.to_string() != self.subject {
-                    return Err(EnvelopeError::SubjectMismatch {
-                        subject: self.subject.clone(),
-                        id: event.id.to_string(),
-                    });
-                }
-                DomainEvent::EventCreated(event)
+                DomainEvent::EventCreated(serde_json::from_value(self.data.clone()).map_err(data)?)
+            }
+            EventType::UserCreated => {
+                DomainEvent::UserCreated(serde_json::from_value(self.data.clone()).map_err(data)?)
             }
         };
+        if event.subject() != self.subject {
+            return Err(EnvelopeError::SubjectMismatch {
+                subject: self.subject.clone(),
+                id: event.subject(),
+            });
+        }
         Ok(event)
     }
 }

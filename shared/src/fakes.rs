@@ -8,11 +8,11 @@ use async_trait::async_trait;
 
 use crate::domain::{Event, EventId};
 use crate::envelope::Envelope;
-use crate::http::{TokenConfig, TokenSigner};
 use crate::ports::{
     Applied, Consistency, Cursor, EventReader, EventStore, OutgoingMessage, Page, PageRequest,
     PublishError, Published, Publisher, ReadModel, StoreError,
 };
+use crate::tokens::{KeyRing, TokenConfig, TokenSigner};
 
 /// Events kept in memory in listing order, with the outbox beside them.
 #[derive(Debug, Default)]
@@ -173,18 +173,12 @@ impl Publisher for RecordingPublisher {
     }
 }
 
-/// A fresh Ed25519 key pair for tests: the signer and the matching verifier config.
+/// A fresh key ring for tests: a signer with its current key and the matching verifier config.
 pub fn test_keys(issuer: &str, audience: &str) -> (TokenSigner, TokenConfig) {
-    use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
-    use base64::Engine;
-    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&aws_lc_rs::rand::SystemRandom::new())
-        .expect("key generation");
-    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).expect("a generated key parses");
-    let public_key =
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
-    let signer = TokenSigner::from_pkcs8_der(pkcs8.as_ref(), "test", issuer, audience);
+    let ring = KeyRing::generate();
+    let signer = TokenSigner::new(&ring.current, issuer, audience, 600).expect("a fresh key");
     let config = TokenConfig {
-        public_key,
+        public_keys: ring.public_keys(),
         issuer: issuer.to_owned(),
         audience: audience.to_owned(),
     };
@@ -212,5 +206,200 @@ fn schema_for(event_type: crate::envelope::EventType) -> &'static str {
         EventType::EventCreated => {
             include_str!("../../events-fixtures/schemas/evently.event.created.v1.json")
         }
+        EventType::UserCreated => {
+            include_str!("../../events-fixtures/schemas/evently.user.created.v1.json")
+        }
+    }
+}
+
+/// Users, credentials, the outbox and failed-login counts, in memory.
+#[derive(Debug, Default)]
+pub struct InMemoryUsers {
+    users: Mutex<BTreeMap<String, (crate::domain::User, String)>>,
+    failures: Mutex<BTreeMap<String, (i64, i64)>>,
+    outbox: Mutex<Vec<Envelope>>,
+}
+
+impl InMemoryUsers {
+    pub fn outbox(&self) -> Vec<Envelope> {
+        self.outbox.lock().unwrap().clone()
+    }
+
+    pub fn stored_hash(&self, email: &crate::domain::Email) -> Option<String> {
+        self.users
+            .lock()
+            .unwrap()
+            .get(email.as_str())
+            .map(|(_, hash)| hash.clone())
+    }
+}
+
+#[async_trait]
+impl crate::ports::UserStore for InMemoryUsers {
+    async fn create(
+        &self,
+        user: &crate::domain::User,
+        password_hash: &str,
+        envelope: &Envelope,
+    ) -> Result<(), crate::ports::SignUpError> {
+        let mut users = self.users.lock().unwrap();
+        if users.contains_key(user.email.as_str()) {
+            return Err(crate::ports::SignUpError::EmailTaken);
+        }
+        users.insert(
+            user.email.as_str().to_owned(),
+            (user.clone(), password_hash.to_owned()),
+        );
+        self.outbox.lock().unwrap().push(envelope.clone());
+        Ok(())
+    }
+
+    async fn credentials(
+        &self,
+        email: &crate::domain::Email,
+    ) -> Result<Option<crate::ports::Credentials>, StoreError> {
+        Ok(self
+            .users
+            .lock()
+            .unwrap()
+            .get(email.as_str())
+            .map(|(user, hash)| crate::ports::Credentials {
+                user_id: user.id.clone(),
+                password_hash: hash.clone(),
+            }))
+    }
+
+    async fn profile(
+        &self,
+        id: &crate::domain::UserId,
+    ) -> Result<Option<crate::domain::User>, StoreError> {
+        Ok(self
+            .users
+            .lock()
+            .unwrap()
+            .values()
+            .find(|(user, _)| &user.id == id)
+            .map(|(user, _)| user.clone()))
+    }
+}
+
+#[async_trait]
+impl crate::ports::LoginThrottle for InMemoryUsers {
+    async fn gate(
+        &self,
+        email: &crate::domain::Email,
+        now: crate::domain::Timestamp,
+    ) -> Result<crate::ports::LoginGate, StoreError> {
+        use crate::aws::{LOGIN_WINDOW_SECONDS, MAX_FAILED_LOGINS};
+        let failures = self.failures.lock().unwrap();
+        Ok(match failures.get(email.as_str()) {
+            Some((count, start))
+                if *count >= MAX_FAILED_LOGINS
+                    && start + LOGIN_WINDOW_SECONDS > now.unix_seconds() =>
+            {
+                crate::ports::LoginGate::Locked {
+                    retry_after_seconds: start + LOGIN_WINDOW_SECONDS - now.unix_seconds(),
+                }
+            }
+            _ => crate::ports::LoginGate::Open,
+        })
+    }
+
+    async fn record_failure(
+        &self,
+        email: &crate::domain::Email,
+        now: crate::domain::Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut failures = self.failures.lock().unwrap();
+        let entry = failures
+            .entry(email.as_str().to_owned())
+            .or_insert((0, now.unix_seconds()));
+        if entry.1 + crate::aws::LOGIN_WINDOW_SECONDS <= now.unix_seconds() {
+            *entry = (0, now.unix_seconds());
+        }
+        entry.0 += 1;
+        Ok(())
+    }
+
+    async fn reset(&self, email: &crate::domain::Email) -> Result<(), StoreError> {
+        self.failures.lock().unwrap().remove(email.as_str());
+        Ok(())
+    }
+}
+
+/// Records sent mail; can be told to fail every send with a given error kind.
+#[derive(Debug, Default)]
+pub struct RecordingMailer {
+    pub sent: Mutex<Vec<crate::ports::Mail>>,
+    pub fail_with: Mutex<Option<fn(String) -> crate::ports::MailError>>,
+}
+
+impl RecordingMailer {
+    pub fn sent(&self) -> Vec<crate::ports::Mail> {
+        self.sent.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl crate::ports::Mailer for RecordingMailer {
+    async fn send(&self, mail: &crate::ports::Mail) -> Result<String, crate::ports::MailError> {
+        if let Some(fail) = *self.fail_with.lock().unwrap() {
+            return Err(fail("simulated".to_owned()));
+        }
+        let mut sent = self.sent.lock().unwrap();
+        sent.push(mail.clone());
+        Ok(format!("message-{}", sent.len()))
+    }
+}
+
+/// Idempotency records in memory, with the same state machine as the DynamoDB adapter.
+#[derive(Debug, Default)]
+pub struct InMemoryIdempotency {
+    /// (scope#key) -> (completed, lease or expiry in Unix seconds)
+    records: Mutex<BTreeMap<String, (bool, i64)>>,
+}
+
+#[async_trait]
+impl crate::ports::Idempotency for InMemoryIdempotency {
+    async fn begin(
+        &self,
+        scope: &str,
+        key: &str,
+        now: crate::domain::Timestamp,
+        in_progress_until: crate::domain::Timestamp,
+    ) -> Result<crate::ports::Begun, StoreError> {
+        use crate::ports::Begun;
+        let mut records = self.records.lock().unwrap();
+        let id = format!("{scope}#{key}");
+        match records.get(&id) {
+            Some((true, expires)) if *expires >= now.unix_seconds() => Ok(Begun::AlreadyDone),
+            Some((false, lease)) if *lease >= now.unix_seconds() => Ok(Begun::InProgressElsewhere),
+            _ => {
+                records.insert(id, (false, in_progress_until.unix_seconds()));
+                Ok(Begun::Started)
+            }
+        }
+    }
+
+    async fn complete(
+        &self,
+        scope: &str,
+        key: &str,
+        expires_at: crate::domain::Timestamp,
+    ) -> Result<(), StoreError> {
+        self.records
+            .lock()
+            .unwrap()
+            .insert(format!("{scope}#{key}"), (true, expires_at.unix_seconds()));
+        Ok(())
+    }
+
+    async fn release(&self, scope: &str, key: &str) -> Result<(), StoreError> {
+        let mut records = self.records.lock().unwrap();
+        let id = format!("{scope}#{key}");
+        if matches!(records.get(&id), Some((false, _))) {
+            records.remove(&id);
+        }
+        Ok(())
     }
 }

@@ -14,6 +14,7 @@
 //! | [`aws`]       | DynamoDB and SNS adapters implementing the ports                       |
 //! | [`envelope`]  | the CloudEvents envelope and the event types it carries                |
 //! | [`domain`]    | events and the newtypes that make invalid values unrepresentable        |
+//! | [`tokens`]    | EdDSA access tokens: the key ring, issuing and verifying              |
 //! | [`config`], [`telemetry`] | environment config that fails fast; JSON logs              |
 //!
 //! `domain` and `envelope` import nothing from AWS, HTTP or Lambda crates. Function crates
@@ -29,5 +30,7 @@ pub mod envelope;
 #[cfg(feature = "fakes")]
 pub mod fakes;
 pub mod http;
+pub mod password;
 pub mod ports;
 pub mod telemetry;
+pub mod tokens;

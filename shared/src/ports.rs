@@ -121,3 +121,150 @@ pub trait Publisher: Send + Sync {
     /// Publishes up to [`Self::MAX_BATCH`] messages; returns one outcome per message, in order.
     async fn publish(&self, batch: &[OutgoingMessage]) -> Result<Vec<Published>, PublishError>;
 }
+
+// ---- Accounts -------------------------------------------------------------------------
+
+/// What is stored to log someone in: their id and the PHC string of their password hash.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub user_id: crate::domain::UserId,
+    pub password_hash: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("user_id", &self.user_id)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SignUpError {
+    #[error("the email address is already registered")]
+    EmailTaken,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Users, their credentials, and the email claims that keep addresses unique.
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Stores the profile, claims the email and writes the envelope to the outbox, all in one
+    /// transaction: a taken email fails the whole write.
+    async fn create(
+        &self,
+        user: &crate::domain::User,
+        password_hash: &str,
+        envelope: &Envelope,
+    ) -> Result<(), SignUpError>;
+
+    async fn credentials(
+        &self,
+        email: &crate::domain::Email,
+    ) -> Result<Option<Credentials>, StoreError>;
+
+    async fn profile(
+        &self,
+        id: &crate::domain::UserId,
+    ) -> Result<Option<crate::domain::User>, StoreError>;
+}
+
+/// Whether an account may try to log in now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginGate {
+    Open,
+    Locked { retry_after_seconds: i64 },
+}
+
+/// Failed-login bookkeeping per account, expiring by itself.
+#[async_trait]
+pub trait LoginThrottle: Send + Sync {
+    async fn gate(
+        &self,
+        email: &crate::domain::Email,
+        now: Timestamp,
+    ) -> Result<LoginGate, StoreError>;
+    async fn record_failure(
+        &self,
+        email: &crate::domain::Email,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+    async fn reset(&self, email: &crate::domain::Email) -> Result<(), StoreError>;
+}
+
+/// The signing key ring, kept in a secret store.
+#[async_trait]
+pub trait KeyVault: Send + Sync {
+    /// The stored secret text, if any.
+    async fn read(&self) -> Result<Option<String>, StoreError>;
+    async fn write(&self, secret: &str) -> Result<(), StoreError>;
+}
+
+// ---- Mail ------------------------------------------------------------------------------
+
+/// One mail, ready to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mail {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    /// Sending rate exceeded: try again later.
+    #[error("mail throttled: {0}")]
+    Throttled(String),
+    /// This recipient or message will never be accepted: do not retry.
+    #[error("mail rejected: {0}")]
+    Rejected(String),
+    #[error("mail service unavailable: {0}")]
+    Unavailable(String),
+}
+
+#[async_trait]
+pub trait Mailer: Send + Sync {
+    /// Sends one mail; returns the provider's message id.
+    async fn send(&self, mail: &Mail) -> Result<String, MailError>;
+}
+
+// ---- Idempotency -----------------------------------------------------------------------
+
+/// What [`Idempotency::begin`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Begun {
+    /// No live record: the caller now owns the work until `in_progress_until`.
+    Started,
+    /// The work was done already (and the record has not expired).
+    AlreadyDone,
+    /// Another invocation holds the work and its lease has not run out.
+    InProgressElsewhere,
+}
+
+/// Exactly-once effects over at-least-once delivery, in the spirit of Powertools' idempotency
+/// utility: a record per (scope, key) that is in progress until a lease runs out, then complete
+/// until it expires.
+#[async_trait]
+pub trait Idempotency: Send + Sync {
+    /// Claims (scope, key) until `in_progress_until`, unless it is done or held elsewhere.
+    async fn begin(
+        &self,
+        scope: &str,
+        key: &str,
+        now: Timestamp,
+        in_progress_until: Timestamp,
+    ) -> Result<Begun, StoreError>;
+
+    /// Marks the work done; the record short-circuits repeats until `expires_at`.
+    async fn complete(
+        &self,
+        scope: &str,
+        key: &str,
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// Gives the claim up after a failure, so a retry can start at once.
+    async fn release(&self, scope: &str, key: &str) -> Result<(), StoreError>;
+}

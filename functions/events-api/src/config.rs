@@ -1,5 +1,5 @@
 use evently_shared::config::{ConfigError, required};
-use evently_shared::http::TokenConfig;
+use evently_shared::tokens::{TokenConfig, parse_public_keys};
 
 /// Everything `events-api` reads from its environment.
 #[derive(Debug, Clone)]
@@ -15,7 +15,12 @@ impl Config {
             events_table: required("EVENTS_TABLE")?,
             read_model_table: required("READ_MODEL_TABLE")?,
             tokens: TokenConfig {
-                public_key: required("JWT_PUBLIC_KEY")?,
+                public_keys: parse_public_keys(&required("JWT_PUBLIC_KEYS")?).map_err(|e| {
+                    ConfigError::Invalid {
+                        name: "JWT_PUBLIC_KEYS",
+                        reason: e.to_string(),
+                    }
+                })?,
                 issuer: required("JWT_ISSUER")?,
                 audience: required("JWT_AUDIENCE")?,
             },

@@ -6,14 +6,14 @@ use evently_shared::domain::{
     Timestamp, Title, Venue, Visibility,
 };
 use evently_shared::http::{
-    ApiError, Body, JsonObject, QueryParams, Recorded, Request, Response, ResponseContext,
-    TokenVerifier, correlation_id_of, encode_cursor, json_object,
+    ApiError, Body, JsonObject, QueryParams, Recorded, Request, Response, ResponseContext, caller,
+    encode_cursor, json_object, optional_caller, serve,
 };
 use evently_shared::ports::{EventReader, EventStore, PageRequest};
+use evently_shared::tokens::TokenVerifier;
 use lambda_http::http::{HeaderValue, Method, StatusCode, header};
 use serde::Serialize;
 use serde_json::{Map, Value};
-use tracing::Instrument;
 
 /// The function's dependencies, as ports, so tests can run it against in-memory ones.
 pub struct App<S, R> {
@@ -43,27 +43,10 @@ struct EventList<'a, T: Serialize> {
 }
 
 impl<S: EventStore, R: EventReader> App<S, R> {
-    /// Answers one request. Never fails: every error becomes a problem+json response here.
+    /// Answers one request. Never fails: every error becomes a problem+json response.
     pub async fn handle(&self, request: Request) -> Response<Body> {
-        let ctx = ResponseContext {
-            correlation_id: correlation_id_of(&request),
-        };
-        let span = tracing::info_span!(
-            "request",
-            correlation_id = %ctx.correlation_id,
-            method = %request.method(),
-            path = %request.uri().path(),
-        );
-        async {
-            let response = match self.route(&request, &ctx).await {
-                Ok(response) => response,
-                Err(error) => error.into_response(&ctx),
-            };
-            tracing::info!(status = response.status().as_u16(), "request handled");
-            response
-        }
-        .instrument(span)
-        .await
+        let ctx = ResponseContext::for_request(&request);
+        serve(&request, &ctx, self.route(&request, &ctx)).await
     }
 
     async fn route(
@@ -88,10 +71,7 @@ impl<S: EventStore, R: EventReader> App<S, R> {
         request: &Request,
         ctx: &ResponseContext,
     ) -> Result<Response<Body>, ApiError> {
-        let caller = self
-            .tokens
-            .verify(request)
-            .map_err(|e| ApiError::Unauthenticated(e.public_reason()))?;
+        let caller = caller(&self.tokens, request)?;
         let now = Timestamp::now();
         let draft = parse_draft(json_object(request)?, now)?;
         let (event, envelope) = events::create_event(
@@ -141,10 +121,7 @@ impl<S: EventStore, R: EventReader> App<S, R> {
         // A malformed id cannot name an event: same answer as an unknown one.
         let id = EventId::parse("id", raw_id).map_err(|_| ApiError::NotFound)?;
         let query = QueryParams::parse(request)?;
-        let viewer = self
-            .tokens
-            .verify_optional(request)
-            .map_err(|e| ApiError::Unauthenticated(e.public_reason()))?;
+        let viewer = optional_caller(&self.tokens, request)?;
         let found = events::get_event(
             &self.read_model,
             &self.store,
@@ -279,9 +256,10 @@ mod tests {
     use std::collections::HashMap;
 
     use evently_shared::domain::Event;
+    use evently_shared::domain::UserId;
     use evently_shared::fakes::{InMemoryEvents, Unavailable, schema_violations, test_keys};
-    use evently_shared::http::TokenSigner;
     use evently_shared::ports::ReadModel;
+    use evently_shared::tokens::TokenSigner;
     use lambda_http::RequestExt;
     use lambda_http::http;
     use serde_json::json;
@@ -314,7 +292,10 @@ mod tests {
 
     impl<R> Harness<R> {
         fn token(&self, sub: &str) -> String {
-            self.signer.issue(sub, chrono::Utc::now().timestamp(), 300)
+            let user = UserId::parse("sub", sub).unwrap();
+            self.signer
+                .issue(&user, chrono::Utc::now().timestamp())
+                .token
         }
     }
 
@@ -441,7 +422,10 @@ mod tests {
     async fn create_event_with_a_token_from_another_key_is_401() {
         let h = harness();
         let (other_signer, _) = test_keys(ISSUER, AUDIENCE);
-        let forged = other_signer.issue("user-1", chrono::Utc::now().timestamp(), 300);
+        let user = UserId::parse("sub", "user-1").unwrap();
+        let forged = other_signer
+            .issue(&user, chrono::Utc::now().timestamp())
+            .token;
 
         let response = h.app.handle(post(Some(&forged), &valid_body())).await;
 

@@ -6,8 +6,8 @@ mod handler;
 use std::sync::Arc;
 
 use evently_shared::aws::{DynamoEventStore, DynamoReadModel, sdk_config};
-use evently_shared::http::TokenVerifier;
 use evently_shared::telemetry;
+use evently_shared::tokens::TokenVerifier;
 use lambda_http::{Error, Request, service_fn};
 
 #[tokio::main]

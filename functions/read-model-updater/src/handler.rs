@@ -21,7 +21,7 @@ async fn project(read_model: &impl ReadModel, message: Message) -> Result<(), Me
         tracing::Span::current().record("correlation_id", envelope.correlationid.as_str());
     }
     match apply_envelope(read_model, &envelope).await {
-        Ok(Applied::Changed) => {
+        Ok(Some(Applied::Changed)) => {
             tracing::info!(
                 event_type = %envelope.event_type,
                 subject = %envelope.subject,
@@ -30,12 +30,16 @@ async fn project(read_model: &impl ReadModel, message: Message) -> Result<(), Me
             );
             Ok(())
         }
-        Ok(Applied::Stale) => {
+        Ok(Some(Applied::Stale)) => {
             tracing::info!(
                 subject = %envelope.subject,
                 entity_version = envelope.entityversion,
                 "projection already as new; envelope skipped"
             );
+            Ok(())
+        }
+        Ok(None) => {
+            tracing::info!(event_type = %envelope.event_type, "not projected; envelope skipped");
             Ok(())
         }
         Err(ProjectionError::Envelope(error)) => Err(MessageError::Permanent(error.to_string())),

@@ -1,4 +1,5 @@
 //! Use cases: what the functions do, in terms of ports only.
 
+pub mod accounts;
 pub mod events;
 pub mod read_model;

@@ -13,11 +13,14 @@ pub enum ProjectionError {
 
 /// Applies one envelope. The version guard in [`ReadModel::apply`] makes this idempotent under
 /// redelivery and safe under reordering: an older or repeated envelope changes nothing.
+/// Types the read model does not project give `None` (the subscription filter normally keeps
+/// them away; if it lets one through, skipping it is correct).
 pub async fn apply_envelope(
     read_model: &impl ReadModel,
     envelope: &Envelope,
-) -> Result<Applied, ProjectionError> {
+) -> Result<Option<Applied>, ProjectionError> {
     match envelope.domain_event()? {
-        DomainEvent::EventCreated(event) => Ok(read_model.apply(&event).await?),
+        DomainEvent::EventCreated(event) => Ok(Some(read_model.apply(&event).await?)),
+        DomainEvent::UserCreated(_) => Ok(None),
     }
 }

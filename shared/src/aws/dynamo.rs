@@ -12,7 +12,7 @@ use crate::ports::{
     Applied, Consistency, Cursor, EventReader, EventStore, Page, PageRequest, ReadModel, StoreError,
 };
 
-type Item = HashMap<String, AttributeValue>;
+pub(crate) type Item = HashMap<String, AttributeValue>;
 
 /// Attribute values the stream filter and the relay both depend on.
 pub const OUTBOX_ENTITY: &str = "outbox";
@@ -33,7 +33,7 @@ fn listing_sort_key(starts_at: Timestamp, id: &str) -> String {
     format!("{starts_at}#{id}")
 }
 
-fn s(value: impl Into<String>) -> AttributeValue {
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
@@ -198,44 +198,60 @@ impl EventReader for DynamoEventStore {
 #[async_trait]
 impl EventStore for DynamoEventStore {
     async fn create(&self, event: &Event, envelope: &Envelope) -> Result<(), StoreError> {
-        let event_item = EventTable::to_item(event)?;
-        let outbox_item: Item = serde_dynamo::to_item(OutboxRecord::new(envelope))
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let put = |item: Item| -> Result<TransactWriteItem, StoreError> {
-            let put = Put::builder()
-                .table_name(&self.table.table)
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(pk)")
-                .build()
-                .map_err(StoreError::unavailable)?;
-            Ok(TransactWriteItem::builder().put(put).build())
-        };
         let result = self
             .table
             .client
             .transact_write_items()
-            .transact_items(put(event_item)?)
-            .transact_items(put(outbox_item)?)
+            .transact_items(put_new(&self.table.table, EventTable::to_item(event)?)?)
+            .transact_items(outbox_put(&self.table.table, envelope)?)
             .send()
             .await;
         match result {
             Ok(_) => Ok(()),
             Err(error) => {
                 let error = error.into_service_error();
-                let condition_failed = matches!(
-                    &error,
-                    TransactWriteItemsError::TransactionCanceledException(e)
-                        if e.cancellation_reasons()
-                            .iter()
-                            .any(|r| r.code() == Some("ConditionalCheckFailed"))
-                );
-                if condition_failed {
-                    Err(StoreError::AlreadyExists)
-                } else {
+                if condition_failures(&error).is_empty() {
                     Err(StoreError::unavailable(error))
+                } else {
+                    Err(StoreError::AlreadyExists)
                 }
             }
         }
+    }
+}
+
+/// A transaction entry that puts `item` only if nothing has its key yet.
+pub(crate) fn put_new(table: &str, item: Item) -> Result<TransactWriteItem, StoreError> {
+    let put = Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression("attribute_not_exists(pk)")
+        .build()
+        .map_err(StoreError::unavailable)?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
+/// The transaction entry that records `envelope` in the outbox of `table` (the events table).
+pub(crate) fn outbox_put(
+    table: &str,
+    envelope: &Envelope,
+) -> Result<TransactWriteItem, StoreError> {
+    let item: Item = serde_dynamo::to_item(OutboxRecord::new(envelope))
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    put_new(table, item)
+}
+
+/// The positions of the transaction entries whose condition failed, in request order.
+pub(crate) fn condition_failures(error: &TransactWriteItemsError) -> Vec<usize> {
+    match error {
+        TransactWriteItemsError::TransactionCanceledException(e) => e
+            .cancellation_reasons()
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.code() == Some("ConditionalCheckFailed"))
+            .map(|(i, _)| i)
+            .collect(),
+        _ => Vec::new(),
     }
 }
 

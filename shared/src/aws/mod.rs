@@ -1,13 +1,21 @@
-//! AWS adapters for the ports. Each takes an SDK client built once in `main.rs`.
+//! AWS adapters for the ports (DynamoDB, SNS, SES v2, Secrets Manager). Each takes an SDK client built once in `main.rs`.
 //!
 //! Endpoints come from the SDK's own configuration chain, so `AWS_ENDPOINT_URL` points every
 //! client at LocalStack or ministack without code changes.
 
 mod dynamo;
+mod idempotency;
+mod secrets;
+mod ses;
 mod sns;
+mod users;
 
 pub use dynamo::{DynamoEventStore, DynamoReadModel, EventTable, OUTBOX_ENTITY, OutboxRecord};
+pub use idempotency::DynamoIdempotency;
+pub use secrets::SecretsManagerVault;
+pub use ses::SesMailer;
 pub use sns::SnsPublisher;
+pub use users::{DynamoLoginThrottle, DynamoUserStore, LOGIN_WINDOW_SECONDS, MAX_FAILED_LOGINS};
 
 /// Loads the shared SDK configuration (region, credentials, endpoint) from the environment.
 pub async fn sdk_config() -> aws_config::SdkConfig {

@@ -6,57 +6,6 @@ use ulid::Ulid;
 
 use super::{FieldError, Timestamp};
 
-/// A text newtype that is checked once, at the boundary, and trusted afterwards.
-macro_rules! bounded_text {
-    ($(#[$doc:meta])* $name:ident, allows_empty = $allows_empty:expr, max = $max:expr) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-        #[serde(try_from = "String", into = "String")]
-        pub struct $name(String);
-
-        impl $name {
-            pub const MAX_CHARS: usize = $max;
-            const ALLOWS_EMPTY: bool = $allows_empty;
-
-            /// Trims surrounding whitespace, then checks the length in characters.
-            pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
-                let trimmed = raw.trim();
-                let chars = trimmed.chars().count();
-                if !Self::ALLOWS_EMPTY && chars == 0 {
-                    return Err(FieldError::new(field, "must not be empty"));
-                }
-                if chars > Self::MAX_CHARS {
-                    return Err(FieldError::new(
-                        field,
-                        format!("must be at most {} characters", $max),
-                    ));
-                }
-                if trimmed.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-                    return Err(FieldError::new(field, "must not contain control characters"));
-                }
-                Ok(Self(trimmed.to_owned()))
-            }
-
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl TryFrom<String> for $name {
-            type Error = FieldError;
-            fn try_from(raw: String) -> Result<Self, Self::Error> {
-                Self::parse(stringify!($name), &raw)
-            }
-        }
-
-        impl From<$name> for String {
-            fn from(value: $name) -> String {
-                value.0
-            }
-        }
-    };
-}
-
 bounded_text!(
     /// A meetup's title: 1 to 140 characters.
     Title, allows_empty = false, max = 140
@@ -112,6 +61,10 @@ impl From<EventId> for String {
 pub struct UserId(String);
 
 impl UserId {
+    pub fn generate() -> Self {
+        Self(Ulid::generate().to_string())
+    }
+
     pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
         let ok = !raw.is_empty()
             && raw.len() <= 128

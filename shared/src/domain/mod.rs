@@ -1,11 +1,64 @@
-//! The meetup domain: plain data that is valid by construction.
+//! The domain (meetups and the people who run and attend them): plain data that is valid by
+//! construction.
 //!
 //! Nothing here knows about AWS, HTTP or Lambda. Wire DTOs become these types at the
 //! boundary (`parse`), so code further in never re-checks a title's length or a tag's shape.
 
+/// A text newtype that is checked once, at the boundary, and trusted afterwards.
+macro_rules! bounded_text {
+    ($(#[$doc:meta])* $name:ident, allows_empty = $allows_empty:expr, max = $max:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            pub const MAX_CHARS: usize = $max;
+            const ALLOWS_EMPTY: bool = $allows_empty;
+
+            /// Trims surrounding whitespace, then checks the length in characters.
+            pub fn parse(field: &str, raw: &str) -> Result<Self, $crate::domain::FieldError> {
+                let trimmed = raw.trim();
+                let chars = trimmed.chars().count();
+                if !Self::ALLOWS_EMPTY && chars == 0 {
+                    return Err($crate::domain::FieldError::new(field, "must not be empty"));
+                }
+                if chars > Self::MAX_CHARS {
+                    return Err($crate::domain::FieldError::new(
+                        field,
+                        format!("must be at most {} characters", $max),
+                    ));
+                }
+                if trimmed.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+                    return Err($crate::domain::FieldError::new(field, "must not contain control characters"));
+                }
+                Ok(Self(trimmed.to_owned()))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = $crate::domain::FieldError;
+            fn try_from(raw: String) -> Result<Self, Self::Error> {
+                Self::parse(stringify!($name), &raw)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.0
+            }
+        }
+    };
+}
+
 mod event;
 mod field;
 mod time;
+mod user;
 
 pub use event::{
     Capacity, Description, Event, EventDraft, EventId, Schedule, Tag, Tags, Title, UserId, Venue,
@@ -13,3 +66,4 @@ pub use event::{
 };
 pub use field::{FieldError, FieldErrors};
 pub use time::Timestamp;
+pub use user::{DisplayName, Email, Password, User};

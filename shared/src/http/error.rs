@@ -23,6 +23,8 @@ pub enum ApiError {
     MethodNotAllowed { allow: &'static str },
     #[error("conflict: {0}")]
     Conflict(String),
+    #[error("too many requests; retry in {retry_after_seconds} s")]
+    TooManyRequests { retry_after_seconds: i64 },
     /// Ours, not the client's. The detail is logged, never sent.
     #[error("internal error: {0}")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -67,6 +69,7 @@ impl ApiError {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -85,6 +88,7 @@ impl ApiError {
             Self::NotFound => ("/problems/not-found", "Not found"),
             Self::MethodNotAllowed { .. } => ("/problems/method-not-allowed", "Method not allowed"),
             Self::Conflict(_) => ("/problems/conflict", "Conflict"),
+            Self::TooManyRequests { .. } => ("/problems/too-many-requests", "Too many requests"),
             Self::Internal(_) => ("/problems/internal", "Internal error"),
         }
     }
@@ -102,6 +106,9 @@ impl ApiError {
             Self::PayloadTooLarge { limit } => Some(format!("the limit is {limit} bytes")),
             Self::Unauthenticated(reason) => Some((*reason).to_owned()),
             Self::Conflict(detail) => Some(detail.clone()),
+            Self::TooManyRequests {
+                retry_after_seconds,
+            } => Some(format!("retry in {retry_after_seconds} seconds")),
             // Opaque on purpose: the cause is in the log under the same correlation id.
             Self::Internal(_) => None,
             Self::UnsupportedMediaType | Self::NotFound | Self::MethodNotAllowed { .. } => None,
@@ -143,6 +150,11 @@ impl ApiError {
             }
             Self::MethodNotAllowed { allow } => {
                 headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            Self::TooManyRequests {
+                retry_after_seconds,
+            } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_seconds));
             }
             _ => {}
         }

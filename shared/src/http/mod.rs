@@ -7,10 +7,10 @@ mod error;
 mod query;
 mod response;
 
-pub use auth::{AuthError, BadPublicKey, Caller, Claims, TokenConfig, TokenSigner, TokenVerifier};
+pub use auth::{Caller, caller, optional_caller};
 pub use body::{JsonObject, MAX_BODY_BYTES, Recorded, json_object};
 pub use error::ApiError;
 pub use query::{QueryParams, decode_cursor, encode_cursor};
-pub use response::{CORRELATION_HEADER, ResponseContext, correlation_id_of};
+pub use response::{CORRELATION_HEADER, ResponseContext, correlation_id_of, serve};
 
 pub use lambda_http::{Body, Request, Response};

@@ -44,3 +44,37 @@ impl ResponseContext {
         response
     }
 }
+
+impl ResponseContext {
+    pub fn for_request(request: &Request) -> Self {
+        Self {
+            correlation_id: correlation_id_of(request),
+        }
+    }
+}
+
+/// Runs one request's `route` future inside a span carrying the correlation id, turns an error
+/// into its problem response, and logs the outcome. Every API function answers through this.
+pub async fn serve(
+    request: &Request,
+    ctx: &ResponseContext,
+    route: impl std::future::Future<Output = Result<Response<Body>, super::ApiError>>,
+) -> Response<Body> {
+    use tracing::Instrument;
+    let span = tracing::info_span!(
+        "request",
+        correlation_id = %ctx.correlation_id,
+        method = %request.method(),
+        path = %request.uri().path(),
+    );
+    async {
+        let response = match route.await {
+            Ok(response) => response,
+            Err(error) => error.into_response(ctx),
+        };
+        tracing::info!(status = response.status().as_u16(), "request handled");
+        response
+    }
+    .instrument(span)
+    .await
+}

@@ -1,0 +1,41 @@
+use evently_shared::config::{ConfigError, parsed_or, required};
+use evently_shared::tokens::{MAX_TOKEN_TTL_SECONDS, PublicKey, parse_public_keys};
+
+/// Everything `auth-api` reads from its environment.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub users_table: String,
+    pub events_table: String,
+    /// The Secrets Manager secret holding the signing key ring (ARN or name).
+    pub key_secret_id: String,
+    pub public_keys: Vec<PublicKey>,
+    pub issuer: String,
+    pub audience: String,
+    pub token_ttl_seconds: i64,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let token_ttl_seconds = parsed_or("TOKEN_TTL_SECONDS", 900_i64)?;
+        if !(60..=MAX_TOKEN_TTL_SECONDS).contains(&token_ttl_seconds) {
+            return Err(ConfigError::Invalid {
+                name: "TOKEN_TTL_SECONDS",
+                reason: format!("must be 60 to {MAX_TOKEN_TTL_SECONDS}"),
+            });
+        }
+        Ok(Self {
+            users_table: required("USERS_TABLE")?,
+            events_table: required("EVENTS_TABLE")?,
+            key_secret_id: required("JWT_KEY_SECRET_ID")?,
+            public_keys: parse_public_keys(&required("JWT_PUBLIC_KEYS")?).map_err(|e| {
+                ConfigError::Invalid {
+                    name: "JWT_PUBLIC_KEYS",
+                    reason: e.to_string(),
+                }
+            })?,
+            issuer: required("JWT_ISSUER")?,
+            audience: required("JWT_AUDIENCE")?,
+            token_ttl_seconds,
+        })
+    }
+}

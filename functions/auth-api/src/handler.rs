@@ -1,0 +1,459 @@
+//! The route table of `auth-api`, with its tests.
+
+use evently_shared::app::accounts::{self, AccountError};
+use evently_shared::domain::{DisplayName, Email, FieldErrors, Password, Timestamp, User};
+use evently_shared::http::{
+    ApiError, Body, JsonObject, Request, Response, ResponseContext, caller, json_object, serve,
+};
+use evently_shared::password::PasswordHasher;
+use evently_shared::ports::{LoginThrottle, UserStore};
+use evently_shared::tokens::{PublicKey, TokenSigner, TokenVerifier};
+use lambda_http::http::{HeaderValue, Method, StatusCode, header};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+/// The function's dependencies, as ports.
+pub struct App<U, T> {
+    pub users: U,
+    pub throttle: T,
+    pub hasher: PasswordHasher,
+    pub signer: TokenSigner,
+    pub verifier: TokenVerifier,
+    pub public_keys: Vec<PublicKey>,
+}
+
+#[derive(Serialize)]
+struct TokenResponse<'a> {
+    access_token: &'a str,
+    token_type: &'static str,
+    expires_in: i64,
+}
+
+/// The public profile; never the hash.
+#[derive(Serialize)]
+struct Profile<'a> {
+    id: &'a str,
+    email: &'a str,
+    display_name: &'a str,
+    created_at: String,
+}
+
+impl<'a> From<&'a User> for Profile<'a> {
+    fn from(user: &'a User) -> Self {
+        Self {
+            id: user.id.as_str(),
+            email: user.email.as_str(),
+            display_name: user.display_name.as_str(),
+            created_at: user.created_at.to_string(),
+        }
+    }
+}
+
+fn account_error(error: AccountError) -> ApiError {
+    match error {
+        AccountError::EmailTaken => {
+            ApiError::Conflict("an account with this email address already exists".into())
+        }
+        AccountError::InvalidCredentials => ApiError::Unauthenticated("invalid email or password"),
+        AccountError::Locked {
+            retry_after_seconds,
+        } => ApiError::TooManyRequests {
+            retry_after_seconds,
+        },
+        AccountError::Store(error) => ApiError::internal(error),
+        AccountError::Hash(error) => ApiError::internal(error),
+    }
+}
+
+impl<U: UserStore, T: LoginThrottle> App<U, T> {
+    /// Answers one request. Never fails: every error becomes a problem+json response.
+    pub async fn handle(&self, request: Request) -> Response<Body> {
+        let ctx = ResponseContext::for_request(&request);
+        serve(&request, &ctx, self.route(&request, &ctx)).await
+    }
+
+    async fn route(
+        &self,
+        request: &Request,
+        ctx: &ResponseContext,
+    ) -> Result<Response<Body>, ApiError> {
+        let path = request.uri().path().trim_end_matches('/');
+        match (request.method(), path) {
+            (&Method::POST, "/signup") => self.sign_up(request, ctx).await,
+            (&Method::POST, "/login") => self.log_in(request, ctx).await,
+            (&Method::GET, "/me") => self.me(request, ctx).await,
+            (&Method::GET, "/.well-known/jwks.json") => Ok(self.jwks(ctx)),
+            (_, "/signup" | "/login") => Err(ApiError::MethodNotAllowed { allow: "POST" }),
+            (_, "/me" | "/.well-known/jwks.json") => {
+                Err(ApiError::MethodNotAllowed { allow: "GET" })
+            }
+            _ => Err(ApiError::NotFound),
+        }
+    }
+
+    async fn sign_up(
+        &self,
+        request: &Request,
+        ctx: &ResponseContext,
+    ) -> Result<Response<Body>, ApiError> {
+        let mut body = JsonObject::new(
+            json_object(request)?,
+            &["email", "password", "display_name"],
+        );
+        let email = body
+            .required_str("email")
+            .and_then(|raw| body.errors().collect(Email::parse("email", &raw)));
+        let password = body.required_str("password").and_then(|raw| {
+            body.errors()
+                .collect(Password::new_for(&raw, email.as_ref()))
+        });
+        let display_name = body.required_str("display_name").and_then(|raw| {
+            body.errors()
+                .collect(DisplayName::parse("display_name", &raw))
+        });
+        body.finish()?;
+        let (Some(email), Some(password), Some(display_name)) = (email, password, display_name)
+        else {
+            return Err(FieldErrors::from(evently_shared::domain::FieldError::new(
+                "body",
+                "is invalid",
+            ))
+            .into());
+        };
+        let user = accounts::sign_up(
+            &self.users,
+            &self.hasher,
+            email,
+            password,
+            display_name,
+            ctx.correlation_id.clone(),
+            Timestamp::now(),
+        )
+        .await
+        .map_err(account_error)?;
+        tracing::info!(user_id = %user.id, "account created");
+        let mut response = ctx.json(StatusCode::CREATED, &Profile::from(&user));
+        response
+            .headers_mut()
+            .insert(header::LOCATION, HeaderValue::from_static("/me"));
+        Ok(response)
+    }
+
+    async fn log_in(
+        &self,
+        request: &Request,
+        ctx: &ResponseContext,
+    ) -> Result<Response<Body>, ApiError> {
+        let mut body = JsonObject::new(json_object(request)?, &["email", "password"]);
+        let email = body
+            .required_str("email")
+            .and_then(|raw| body.errors().collect(Email::parse("email", &raw)));
+        let password = body
+            .required_str("password")
+            .and_then(|raw| body.errors().collect(Password::offered(&raw)));
+        body.finish()?;
+        let (Some(email), Some(password)) = (email, password) else {
+            return Err(FieldErrors::from(evently_shared::domain::FieldError::new(
+                "body",
+                "is invalid",
+            ))
+            .into());
+        };
+        let issued = accounts::log_in(
+            &self.users,
+            &self.throttle,
+            &self.hasher,
+            &self.signer,
+            email,
+            password,
+            Timestamp::now(),
+        )
+        .await
+        .map_err(account_error)?;
+        let mut response = ctx.json(
+            StatusCode::OK,
+            &TokenResponse {
+                access_token: &issued.token,
+                token_type: "Bearer",
+                expires_in: issued.expires_in,
+            },
+        );
+        // Tokens must not be cached by anything between us and the client.
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        Ok(response)
+    }
+
+    async fn me(
+        &self,
+        request: &Request,
+        ctx: &ResponseContext,
+    ) -> Result<Response<Body>, ApiError> {
+        let caller = caller(&self.verifier, request)?;
+        let user = accounts::profile(&self.users, &caller.user_id)
+            .await
+            .map_err(account_error)?
+            .ok_or(ApiError::NotFound)?;
+        Ok(ctx.json(StatusCode::OK, &Profile::from(&user)))
+    }
+
+    fn jwks(&self, ctx: &ResponseContext) -> Response<Body> {
+        let keys: Vec<Value> = self
+            .public_keys
+            .iter()
+            .map(|key| {
+                json!({
+                    "kty": "OKP",
+                    "crv": "Ed25519",
+                    "alg": "EdDSA",
+                    "use": "sig",
+                    "kid": key.kid,
+                    "x": key.x,
+                })
+            })
+            .collect();
+        let mut response = ctx.json(StatusCode::OK, &json!({ "keys": keys }));
+        response.headers_mut().insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=300"),
+        );
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use evently_shared::fakes::{InMemoryUsers, schema_violations};
+    use evently_shared::tokens::{KeyRing, TokenConfig};
+    use lambda_http::http;
+
+    use super::*;
+
+    const ISSUER: &str = "https://auth.evently.test";
+    const AUDIENCE: &str = "evently-api";
+
+    fn app() -> App<InMemoryUsers, InMemoryUsers> {
+        let ring = KeyRing::generate().rotate();
+        let config = TokenConfig {
+            public_keys: ring.public_keys(),
+            issuer: ISSUER.into(),
+            audience: AUDIENCE.into(),
+        };
+        App {
+            users: InMemoryUsers::default(),
+            throttle: InMemoryUsers::default(),
+            hasher: PasswordHasher::default(),
+            signer: TokenSigner::new(&ring.current, ISSUER, AUDIENCE, 900).unwrap(),
+            verifier: TokenVerifier::new(&config).unwrap(),
+            public_keys: ring.public_keys(),
+        }
+    }
+
+    fn post(path: &str, body: Value) -> Request {
+        http::Request::builder()
+            .method("POST")
+            .uri(path)
+            .header("content-type", "application/json")
+            .body(Body::Text(body.to_string()))
+            .unwrap()
+    }
+
+    fn get(path: &str, token: Option<&str>) -> Request {
+        let mut builder = http::Request::builder().method("GET").uri(path);
+        if let Some(token) = token {
+            builder = builder.header("authorization", format!("Bearer {token}"));
+        }
+        builder.body(Body::Empty).unwrap()
+    }
+
+    fn json_of(response: &Response<Body>) -> Value {
+        match response.body() {
+            Body::Text(text) => serde_json::from_str(text).unwrap(),
+            other => panic!("expected text, got {other:?}"),
+        }
+    }
+
+    fn fields(response: &Response<Body>) -> Vec<String> {
+        json_of(response)["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["field"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    fn signup_body(email: &str) -> Value {
+        json!({ "email": email, "password": "correct horse battery", "display_name": "Ada" })
+    }
+
+    #[tokio::test]
+    async fn signup_creates_the_account_without_the_hash_and_announces_it() {
+        let app = app();
+
+        let response = app
+            .handle(post("/signup", signup_body("  Ada@Example.com ")))
+            .await;
+
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let body = json_of(&response);
+        assert_eq!(body["email"], "ada@example.com");
+        assert!(body.get("password_hash").is_none() && body.get("password").is_none());
+        let outbox = app.users.outbox();
+        assert_eq!(outbox.len(), 1);
+        assert_eq!(outbox[0].event_type, "evently.user.created.v1");
+        assert_eq!(outbox[0].subject, body["id"].as_str().unwrap());
+        let violations = schema_violations(&serde_json::to_value(&outbox[0]).unwrap());
+        assert!(violations.is_empty(), "{violations:?}");
+        let email = Email::parse("email", "ada@example.com").unwrap();
+        assert!(
+            app.users
+                .stored_hash(&email)
+                .unwrap()
+                .starts_with("$argon2id$")
+        );
+    }
+
+    #[tokio::test]
+    async fn signup_rejects_a_duplicate_email() {
+        let app = app();
+        app.handle(post("/signup", signup_body("ada@example.com")))
+            .await;
+
+        let response = app
+            .handle(post("/signup", signup_body("ADA@example.com")))
+            .await;
+
+        assert_eq!(response.status(), StatusCode::CONFLICT);
+        assert_eq!(app.users.outbox().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn signup_names_every_invalid_field() {
+        let app = app();
+        let body =
+            json!({ "email": "nope", "password": "short", "display_name": "", "role": "admin" });
+
+        let response = app.handle(post("/signup", body)).await;
+
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let mut fields = fields(&response);
+        fields.sort();
+        assert_eq!(fields, ["display_name", "email", "password", "role"]);
+    }
+
+    #[tokio::test]
+    async fn signup_rejects_the_email_as_password() {
+        let app = app();
+        let body = json!({ "email": "ada.lovelace@example.com", "password": "ada.lovelace@example.com", "display_name": "Ada" });
+
+        let response = app.handle(post("/signup", body)).await;
+
+        assert_eq!(fields(&response), ["password"]);
+    }
+
+    #[tokio::test]
+    async fn login_issues_a_bearer_token_that_opens_me() {
+        let app = app();
+        app.handle(post("/signup", signup_body("ada@example.com")))
+            .await;
+
+        let login = app
+            .handle(post(
+                "/login",
+                json!({ "email": "ada@example.com", "password": "correct horse battery" }),
+            ))
+            .await;
+
+        assert_eq!(login.status(), StatusCode::OK);
+        assert_eq!(login.headers()["cache-control"], "no-store");
+        let body = json_of(&login);
+        assert_eq!(body["token_type"], "Bearer");
+        assert_eq!(body["expires_in"], 900);
+        let me = app.handle(get("/me", body["access_token"].as_str())).await;
+        assert_eq!(me.status(), StatusCode::OK);
+        assert_eq!(json_of(&me)["email"], "ada@example.com");
+    }
+
+    #[tokio::test]
+    async fn unknown_email_and_wrong_password_get_the_same_answer() {
+        let app = app();
+        app.handle(post("/signup", signup_body("ada@example.com")))
+            .await;
+
+        let wrong = app
+            .handle(post(
+                "/login",
+                json!({ "email": "ada@example.com", "password": "not the password" }),
+            ))
+            .await;
+        let unknown = app
+            .handle(post(
+                "/login",
+                json!({ "email": "bob@example.com", "password": "not the password" }),
+            ))
+            .await;
+
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED);
+        let strip = |mut v: Value| {
+            v.as_object_mut().unwrap().remove("correlation_id");
+            v
+        };
+        assert_eq!(strip(json_of(&wrong)), strip(json_of(&unknown)));
+    }
+
+    #[tokio::test]
+    async fn five_failures_lock_the_account_with_retry_after() {
+        let app = app();
+        app.handle(post("/signup", signup_body("ada@example.com")))
+            .await;
+        let wrong = json!({ "email": "ada@example.com", "password": "not the password" });
+        for _ in 0..5 {
+            let response = app.handle(post("/login", wrong.clone())).await;
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        }
+
+        let locked = app
+            .handle(post(
+                "/login",
+                json!({ "email": "ada@example.com", "password": "correct horse battery" }),
+            ))
+            .await;
+
+        assert_eq!(locked.status(), StatusCode::TOO_MANY_REQUESTS);
+        let retry_after: i64 = locked.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=900).contains(&retry_after), "{retry_after}");
+    }
+
+    #[tokio::test]
+    async fn me_requires_a_token() {
+        let app = app();
+
+        let response = app.handle(get("/me", None)).await;
+
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert!(response.headers().contains_key("www-authenticate"));
+    }
+
+    #[tokio::test]
+    async fn jwks_serves_the_current_and_previous_public_keys() {
+        let app = app();
+
+        let response = app.handle(get("/.well-known/jwks.json", None)).await;
+
+        let keys = json_of(&response)["keys"].as_array().unwrap().clone();
+        assert_eq!(keys.len(), 2);
+        for (key, expected) in keys.iter().zip(&app.public_keys) {
+            assert_eq!(key["kty"], "OKP");
+            assert_eq!(key["crv"], "Ed25519");
+            assert_eq!(key["kid"], expected.kid.as_str());
+            assert_eq!(key["x"], expected.x.as_str());
+            assert!(key.get("d").is_none(), "never the private part");
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! `auth-api`: POST /signup, POST /login, GET /me and GET /.well-known/jwks.json.
+
+mod config;
+mod handler;
+
+use std::sync::Arc;
+
+use evently_shared::aws::{DynamoLoginThrottle, DynamoUserStore, SecretsManagerVault, sdk_config};
+use evently_shared::password::PasswordHasher;
+use evently_shared::ports::KeyVault;
+use evently_shared::telemetry;
+use evently_shared::tokens::{KeyRing, TokenConfig, TokenSigner, TokenVerifier};
+use lambda_http::{Error, Request, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let config = config::Config::from_env()?;
+    let sdk = sdk_config().await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+
+    // The signing key is read once per cold start; a rotation deploys new public keys to every
+    // function, which restarts them.
+    let vault = SecretsManagerVault::new(
+        aws_sdk_secretsmanager::Client::new(&sdk),
+        &config.key_secret_id,
+    );
+    let ring = KeyRing::from_json(&vault.read().await?.ok_or("the key secret is empty")?)
+        .map_err(|_| "the key secret does not hold a valid key ring")?;
+    if !config.public_keys.iter().any(|k| k.kid == ring.current.kid) {
+        return Err("JWT_PUBLIC_KEYS does not list the current signing key".into());
+    }
+    let signer = TokenSigner::new(
+        &ring.current,
+        &config.issuer,
+        &config.audience,
+        config.token_ttl_seconds,
+    )?;
+    let verifier = TokenVerifier::new(&TokenConfig {
+        public_keys: config.public_keys.clone(),
+        issuer: config.issuer.clone(),
+        audience: config.audience.clone(),
+    })?;
+
+    let app = Arc::new(handler::App {
+        users: DynamoUserStore::new(dynamo.clone(), &config.users_table, &config.events_table),
+        throttle: DynamoLoginThrottle::new(dynamo, &config.users_table),
+        hasher: PasswordHasher::default(),
+        signer,
+        verifier,
+        public_keys: config.public_keys,
+    });
+    lambda_http::run(service_fn(move |request: Request| {
+        let app = Arc::clone(&app);
+        async move { Ok::<_, Error>(app.handle(request).await) }
+    }))
+    .await
+}

@@ -1,0 +1,153 @@
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use super::dynamo::{Item, s};
+use crate::domain::Timestamp;
+use crate::ports::{Begun, Idempotency, StoreError};
+
+const IN_PROGRESS: &str = "IN_PROGRESS";
+const COMPLETED: &str = "COMPLETED";
+
+fn n(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn key(scope: &str, key: &str) -> Item {
+    HashMap::from([("pk".to_owned(), s(format!("{scope}#{key}")))])
+}
+
+/// Idempotency records in their own table (`pk` = `<scope>#<key>`, TTL on `expires_at`).
+///
+/// The claim is one conditional put, as in Powertools: it succeeds when there is no record,
+/// when the record has expired, or when an in-progress record's lease has run out (the
+/// invocation that held it died). Expiry is checked in the condition, not left to TTL, which
+/// deletes lazily.
+#[derive(Debug, Clone)]
+pub struct DynamoIdempotency {
+    client: Client,
+    table: String,
+}
+
+impl DynamoIdempotency {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl Idempotency for DynamoIdempotency {
+    async fn begin(
+        &self,
+        scope: &str,
+        record: &str,
+        now: Timestamp,
+        in_progress_until: Timestamp,
+    ) -> Result<Begun, StoreError> {
+        let mut item = key(scope, record);
+        item.insert("status".into(), s(IN_PROGRESS));
+        item.insert(
+            "in_progress_expiry".into(),
+            n(in_progress_until.unix_seconds()),
+        );
+        // An abandoned claim is cleaned up by TTL a day after its lease.
+        item.insert(
+            "expires_at".into(),
+            n(in_progress_until.unix_seconds() + 86_400),
+        );
+        let claimed = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(
+                "attribute_not_exists(pk) OR expires_at < :now \
+                 OR (#status = :in_progress AND in_progress_expiry < :now)",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":now", n(now.unix_seconds()))
+            .expression_attribute_values(":in_progress", s(IN_PROGRESS))
+            .send()
+            .await;
+        match claimed {
+            Ok(_) => Ok(Begun::Started),
+            Err(error) => {
+                let error = error.into_service_error();
+                if !error.is_conditional_check_failed_exception() {
+                    return Err(StoreError::unavailable(error));
+                }
+                let existing = self
+                    .client
+                    .get_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key(scope, record)))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::unavailable(e.into_service_error()))?
+                    .item
+                    .unwrap_or_default();
+                match existing
+                    .get("status")
+                    .and_then(|v| v.as_s().ok())
+                    .map(String::as_str)
+                {
+                    Some(COMPLETED) => Ok(Begun::AlreadyDone),
+                    _ => Ok(Begun::InProgressElsewhere),
+                }
+            }
+        }
+    }
+
+    async fn complete(
+        &self,
+        scope: &str,
+        record: &str,
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(scope, record)))
+            .update_expression(
+                "SET #status = :completed, expires_at = :expires REMOVE in_progress_expiry",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":completed", s(COMPLETED))
+            .expression_attribute_values(":expires", n(expires_at.unix_seconds()))
+            .send()
+            .await
+            .map_err(|e| StoreError::unavailable(e.into_service_error()))?;
+        Ok(())
+    }
+
+    async fn release(&self, scope: &str, record: &str) -> Result<(), StoreError> {
+        let released = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(scope, record)))
+            // Never undo completed work.
+            .condition_expression("#status = :in_progress")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":in_progress", s(IN_PROGRESS))
+            .send()
+            .await;
+        match released {
+            Ok(_) => Ok(()),
+            Err(error) => {
+                let error = error.into_service_error();
+                if error.is_conditional_check_failed_exception() {
+                    Ok(())
+                } else {
+                    Err(StoreError::unavailable(error))
+                }
+            }
+        }
+    }
+}

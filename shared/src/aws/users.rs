@@ -1,0 +1,241 @@
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use super::dynamo::{Item, condition_failures, outbox_put, put_new, s};
+use crate::domain::{Email, Timestamp, User, UserId};
+use crate::envelope::Envelope;
+use crate::ports::{Credentials, LoginGate, LoginThrottle, SignUpError, StoreError, UserStore};
+
+/// How long failed logins are remembered, and how many lock the account for the rest of it.
+pub const LOGIN_WINDOW_SECONDS: i64 = 15 * 60;
+pub const MAX_FAILED_LOGINS: i64 = 5;
+
+fn key(pk: String, sk: &str) -> Item {
+    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+}
+
+fn profile_key(id: &UserId) -> Item {
+    key(format!("USER#{id}"), "PROFILE")
+}
+
+fn credentials_key(email: &Email) -> Item {
+    key(format!("EMAIL#{email}"), "CREDENTIALS")
+}
+
+fn login_key(email: &Email) -> Item {
+    key(format!("LOGIN#{email}"), "ATTEMPTS")
+}
+
+fn n(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn number(item: &Item, name: &str) -> Option<i64> {
+    item.get(name)?.as_n().ok()?.parse().ok()
+}
+
+/// Users live in their own table: a profile per id, and per email the credentials, whose
+/// conditional put is what keeps an address to one account. The outbox item goes to the
+/// events table in the same transaction.
+#[derive(Debug, Clone)]
+pub struct DynamoUserStore {
+    client: Client,
+    users_table: String,
+    events_table: String,
+}
+
+impl DynamoUserStore {
+    pub fn new(
+        client: Client,
+        users_table: impl Into<String>,
+        events_table: impl Into<String>,
+    ) -> Self {
+        Self {
+            client,
+            users_table: users_table.into(),
+            events_table: events_table.into(),
+        }
+    }
+
+    async fn get(&self, key: Item) -> Result<Option<Item>, StoreError> {
+        Ok(self
+            .client
+            .get_item()
+            .table_name(&self.users_table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::unavailable(e.into_service_error()))?
+            .item)
+    }
+}
+
+#[async_trait]
+impl UserStore for DynamoUserStore {
+    async fn create(
+        &self,
+        user: &User,
+        password_hash: &str,
+        envelope: &Envelope,
+    ) -> Result<(), SignUpError> {
+        let corrupt = |e: serde_dynamo::Error| StoreError::Corrupt(e.to_string());
+        let mut profile: Item = serde_dynamo::to_item(user).map_err(corrupt)?;
+        profile.extend(profile_key(&user.id));
+        let mut credentials = credentials_key(&user.email);
+        credentials.insert("user_id".into(), s(user.id.as_str()));
+        credentials.insert("password_hash".into(), s(password_hash));
+
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(put_new(&self.users_table, profile)?)
+            .transact_items(put_new(&self.users_table, credentials)?)
+            .transact_items(outbox_put(&self.events_table, envelope)?)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) => {
+                let error = error.into_service_error();
+                if condition_failures(&error).contains(&1) {
+                    Err(SignUpError::EmailTaken)
+                } else {
+                    Err(StoreError::unavailable(error).into())
+                }
+            }
+        }
+    }
+
+    async fn credentials(&self, email: &Email) -> Result<Option<Credentials>, StoreError> {
+        let Some(item) = self.get(credentials_key(email)).await? else {
+            return Ok(None);
+        };
+        let field = |name: &str| {
+            item.get(name)
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .ok_or_else(|| StoreError::Corrupt(format!("credentials without {name}")))
+        };
+        Ok(Some(Credentials {
+            user_id: UserId::parse("user_id", &field("user_id")?)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            password_hash: field("password_hash")?,
+        }))
+    }
+
+    async fn profile(&self, id: &UserId) -> Result<Option<User>, StoreError> {
+        let Some(mut item) = self.get(profile_key(id)).await? else {
+            return Ok(None);
+        };
+        item.remove("pk");
+        item.remove("sk");
+        serde_dynamo::from_item(item)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+}
+
+/// Failed logins per account in a fixed window that starts at the first failure; the item
+/// carries a TTL so DynamoDB removes it after the window, and the window is checked in code
+/// as well because TTL deletion is lazy.
+#[derive(Debug, Clone)]
+pub struct DynamoLoginThrottle {
+    client: Client,
+    table: String,
+}
+
+impl DynamoLoginThrottle {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl LoginThrottle for DynamoLoginThrottle {
+    async fn gate(&self, email: &Email, now: Timestamp) -> Result<LoginGate, StoreError> {
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(login_key(email)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::unavailable(e.into_service_error()))?
+            .item;
+        let Some(item) = item else {
+            return Ok(LoginGate::Open);
+        };
+        let failures = number(&item, "failures").unwrap_or(0);
+        let window_ends = number(&item, "window_start").unwrap_or(0) + LOGIN_WINDOW_SECONDS;
+        if failures >= MAX_FAILED_LOGINS && window_ends > now.unix_seconds() {
+            Ok(LoginGate::Locked {
+                retry_after_seconds: window_ends - now.unix_seconds(),
+            })
+        } else {
+            Ok(LoginGate::Open)
+        }
+    }
+
+    async fn record_failure(&self, email: &Email, now: Timestamp) -> Result<(), StoreError> {
+        let now = now.unix_seconds();
+        // Count into the current window, or, if it has passed, start a new one.
+        let counted = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(login_key(email)))
+            .update_expression(
+                "SET failures = if_not_exists(failures, :zero) + :one, \
+                 window_start = if_not_exists(window_start, :now), \
+                 expires_at = if_not_exists(expires_at, :expires)",
+            )
+            .condition_expression("attribute_not_exists(pk) OR window_start > :floor")
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":expires", n(now + LOGIN_WINDOW_SECONDS))
+            .expression_attribute_values(":floor", n(now - LOGIN_WINDOW_SECONDS))
+            .send()
+            .await;
+        match counted {
+            Ok(_) => Ok(()),
+            Err(error) => {
+                let error = error.into_service_error();
+                if !error.is_conditional_check_failed_exception() {
+                    return Err(StoreError::unavailable(error));
+                }
+                let mut item = login_key(email);
+                item.insert("failures".into(), n(1));
+                item.insert("window_start".into(), n(now));
+                item.insert("expires_at".into(), n(now + LOGIN_WINDOW_SECONDS));
+                self.client
+                    .put_item()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::unavailable(e.into_service_error()))?;
+                Ok(())
+            }
+        }
+    }
+
+    async fn reset(&self, email: &Email) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(login_key(email)))
+            .send()
+            .await
+            .map_err(|e| StoreError::unavailable(e.into_service_error()))?;
+        Ok(())
+    }
+}
