@@ -51,9 +51,8 @@ build-arm64: venv ## Release arm64 builds for AWS (target/lambda/<fn>/bootstrap)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 --locked
 
 .PHONY: deploy
-deploy: build-arm64 npm ## Deploy to the AWS account in your credentials (needs JWT_PUBLIC_KEY)
-	@test -n "$${JWT_PUBLIC_KEY:-}" || { echo "set JWT_PUBLIC_KEY (base64url Ed25519 public key)"; exit 2; }
-	cd infra && npx --no-install cdk deploy -c jwtPublicKey="$$JWT_PUBLIC_KEY" --require-approval broadening
+deploy: build-arm64 npm ## Deploy to the AWS account in your credentials (CDK_CONTEXT for extra -c flags)
+	cd infra && npx --no-install cdk deploy $${CDK_CONTEXT:-} --require-approval broadening
 
 .PHONY: clean
 clean: down ## Stop the emulator and remove local state (keeps target/)

@@ -16,18 +16,14 @@ scripts/emulator.sh start
 step "functions (host build, shared with the tests)"
 scripts/build-local.sh
 
-step "token keys"
-public_key=$(scripts/local-keys.sh)
-
 [[ -d infra/node_modules ]] || { echo "infra/node_modules missing: run 'make npm' (make up does)" >&2; exit 1; }
 cd infra
 cdk=(npx --no-install cdklocal)
 step "cdk bootstrap"
-"${cdk[@]}" bootstrap "aws://$CDK_DEFAULT_ACCOUNT/$AWS_REGION" -c local=true -c jwtPublicKey="$public_key" \
-  --output cdk.local.out >/dev/null
+"${cdk[@]}" bootstrap "aws://$CDK_DEFAULT_ACCOUNT/$AWS_REGION" -c local=true --output cdk.local.out >/dev/null
 
 step "cdk deploy"
-"${cdk[@]}" deploy "$stack" -c local=true -c jwtPublicKey="$public_key" -c stackName="$stack" \
+"${cdk[@]}" deploy "$stack" -c local=true -c stackName="$stack" \
   --require-approval never --output cdk.local.out --outputs-file outputs.local.json --progress events
 
 api_id=$(python3 -c 'import json,sys; print(json.load(open("outputs.local.json"))[sys.argv[1]]["ApiId"])' "$stack")

@@ -8,7 +8,8 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use evently_shared::http::TokenSigner;
+use evently_shared::domain::UserId;
+use evently_shared::tokens::{KeyRing, TokenSigner};
 use serde_json::Value;
 
 pub fn repo_root() -> PathBuf {
@@ -40,11 +41,14 @@ pub struct Stack {
     outputs: Value,
     pub api: String,
     pub http: reqwest::Client,
-    signer: TokenSigner,
+    pub signer: TokenSigner,
+    pub ring: KeyRing,
 }
 
 impl Stack {
-    pub fn load() -> Self {
+    /// Reads the outputs, and the signing key from the stack's own secret, so tests can mint
+    /// tokens the deployed functions accept.
+    pub async fn load() -> Self {
         let name = std::env::var("STACK_NAME").unwrap_or_else(|_| "Evently".to_owned());
         let path = repo_root().join("infra/outputs.local.json");
         let raw = std::fs::read_to_string(&path).unwrap_or_else(|e| {
@@ -70,15 +74,27 @@ impl Stack {
             )
         });
         let api = api.trim_end_matches('/').to_owned();
-        let pem = std::fs::read(repo_root().join(".local/jwt/private.pem"))
-            .expect(".local/jwt/private.pem (made by make up)");
-        let signer = TokenSigner::from_pem(
-            &pem,
-            "local",
+        let secrets = aws_sdk_secretsmanager::Client::new(&sdk_config().await);
+        let secret = secrets
+            .get_secret_value()
+            .secret_id(
+                outputs["JwtKeySecretArn"]
+                    .as_str()
+                    .expect("JwtKeySecretArn output"),
+            )
+            .send()
+            .await
+            .expect("the key secret")
+            .secret_string
+            .expect("a secret string");
+        let ring = KeyRing::from_json(&secret).expect("the secret holds a key ring");
+        let signer = TokenSigner::new(
+            &ring.current,
             &Self::context("jwtIssuer"),
             &Self::context("jwtAudience"),
+            600,
         )
-        .expect("the local key is an Ed25519 PEM");
+        .expect("the current key signs");
         Self {
             outputs,
             api,
@@ -87,6 +103,7 @@ impl Stack {
                 .build()
                 .expect("http client"),
             signer,
+            ring,
         }
     }
 
@@ -108,7 +125,10 @@ impl Stack {
 
     /// A valid token for `sub`, signed with the key the stack trusts.
     pub fn token(&self, sub: &str) -> String {
-        self.signer.issue(sub, chrono::Utc::now().timestamp(), 600)
+        let user = UserId::parse("sub", sub).expect("a valid user id");
+        self.signer
+            .issue(&user, chrono::Utc::now().timestamp())
+            .token
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -174,4 +194,72 @@ pub fn now_ms() -> i64 {
 /// A unique correlation id for one test run, so assertions never see another run's lines.
 pub fn correlation_id(test: &str) -> String {
     format!("e2e-{test}-{}", ulid::Ulid::generate())
+}
+
+/// One mail the emulator accepted for sending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentMail {
+    pub to: Vec<String>,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+/// Every mail the emulator has accepted, oldest first. ministack keeps them at
+/// `/_ministack/ses/messages`; LocalStack at `/_aws/ses`. Both shapes are read here.
+pub async fn sent_mail(http: &reqwest::Client) -> Vec<SentMail> {
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    let ministack = http
+        .get(format!("{}/_ministack/ses/messages", endpoint()))
+        .send()
+        .await
+        .expect("the emulator answers");
+    if ministack.status().is_success() {
+        let body: Value = ministack.json().await.expect("JSON");
+        return body["messages"]
+            .as_object()
+            .into_iter()
+            .flat_map(|accounts| accounts.values())
+            .flat_map(|list| list.as_array().cloned().unwrap_or_default())
+            .map(|m| SentMail {
+                to: m["To"].as_array().into_iter().flatten().map(text).collect(),
+                subject: text(&m["Subject"]),
+                text: text(&m["BodyText"]),
+                html: text(&m["BodyHtml"]),
+            })
+            .collect();
+    }
+    let body: Value = http
+        .get(format!("{}/_aws/ses", endpoint()))
+        .send()
+        .await
+        .expect("the emulator answers")
+        .json()
+        .await
+        .expect("JSON");
+    body["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| SentMail {
+            to: m["Destination"]["ToAddresses"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(text)
+                .collect(),
+            subject: text(&m["Subject"]),
+            text: text(&m["Body"]["text_part"]),
+            html: text(&m["Body"]["html_part"]),
+        })
+        .collect()
+}
+
+/// Mail sent to `address` so far.
+pub async fn mail_to(http: &reqwest::Client, address: &str) -> Vec<SentMail> {
+    sent_mail(http)
+        .await
+        .into_iter()
+        .filter(|m| m.to.iter().any(|to| to == address))
+        .collect()
 }

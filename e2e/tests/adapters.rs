@@ -33,7 +33,7 @@ fn new_event(visibility: Visibility, starts_in_seconds: i64) -> Event {
 }
 
 async fn stores() -> (Stack, DynamoEventStore, DynamoReadModel) {
-    let stack = Stack::load();
+    let stack = Stack::load().await;
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk_config().await);
     let store = DynamoEventStore::new(dynamo.clone(), stack.output("EventsTableName"));
     let read_model = DynamoReadModel::new(dynamo, stack.output("ReadModelTableName"));
@@ -232,4 +232,258 @@ async fn the_sns_publisher_delivers_type_and_correlation_id_as_message_attribute
         .await
         .unwrap();
     sns.delete_topic().topic_arn(&topic).send().await.unwrap();
+}
+
+mod accounts {
+    use evently_e2e::{Stack, mail_to, sdk_config};
+    use evently_shared::aws::{
+        DynamoIdempotency, DynamoLoginThrottle, DynamoUserStore, MAX_FAILED_LOGINS,
+        SecretsManagerVault, SesMailer,
+    };
+    use evently_shared::domain::{DisplayName, Email, Timestamp, User};
+    use evently_shared::envelope::{CorrelationId, DomainEvent};
+    use evently_shared::ports::{
+        Begun, Idempotency, KeyVault, LoginGate, LoginThrottle, Mail, Mailer, SignUpError,
+        UserStore,
+    };
+
+    fn unique(prefix: &str) -> String {
+        format!(
+            "{prefix}-{}",
+            ulid::Ulid::generate().to_string().to_lowercase()
+        )
+    }
+
+    fn email() -> Email {
+        Email::parse("email", &format!("{}@example.com", unique("adapter"))).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_user_store_claims_each_email_once_atomically() {
+        let stack = Stack::load().await;
+        let dynamo = aws_sdk_dynamodb::Client::new(&sdk_config().await);
+        let store = DynamoUserStore::new(
+            dynamo,
+            stack.output("UsersTableName"),
+            stack.output("EventsTableName"),
+        );
+        let address = email();
+        let user = |email: &Email| {
+            User::create(
+                email.clone(),
+                DisplayName::parse("n", "Ada").unwrap(),
+                Timestamp::now(),
+            )
+        };
+        let envelope = |user: &User| {
+            DomainEvent::UserCreated(user.clone()).into_envelope(
+                "/tests",
+                CorrelationId::generate(),
+                Timestamp::now(),
+            )
+        };
+        let first = user(&address);
+        let second = user(&address);
+
+        store
+            .create(&first, "$argon2id$first", &envelope(&first))
+            .await
+            .unwrap();
+        let taken = store
+            .create(&second, "$argon2id$second", &envelope(&second))
+            .await;
+
+        assert!(matches!(taken, Err(SignUpError::EmailTaken)), "{taken:?}");
+        let credentials = store.credentials(&address).await.unwrap().unwrap();
+        assert_eq!(credentials.user_id, first.id);
+        assert_eq!(credentials.password_hash, "$argon2id$first");
+        assert_eq!(store.profile(&first.id).await.unwrap(), Some(first));
+        assert_eq!(
+            store.profile(&second.id).await.unwrap(),
+            None,
+            "nothing of the loser was written"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_login_throttle_locks_after_the_fifth_failure_and_reset_clears_it() {
+        let stack = Stack::load().await;
+        let dynamo = aws_sdk_dynamodb::Client::new(&sdk_config().await);
+        let throttle = DynamoLoginThrottle::new(dynamo, stack.output("UsersTableName"));
+        let address = email();
+        let now = Timestamp::now();
+
+        for _ in 0..MAX_FAILED_LOGINS - 1 {
+            throttle.record_failure(&address, now).await.unwrap();
+        }
+        let before = throttle.gate(&address, now).await.unwrap();
+        throttle.record_failure(&address, now).await.unwrap();
+        let locked = throttle.gate(&address, now).await.unwrap();
+        let after_window = throttle
+            .gate(&address, now.plus_seconds(15 * 60 + 1))
+            .await
+            .unwrap();
+        throttle.reset(&address).await.unwrap();
+        let reset = throttle.gate(&address, now).await.unwrap();
+
+        assert_eq!(before, LoginGate::Open);
+        assert!(
+            matches!(locked, LoginGate::Locked { retry_after_seconds } if (899..=900).contains(&retry_after_seconds))
+        );
+        assert_eq!(after_window, LoginGate::Open);
+        assert_eq!(reset, LoginGate::Open);
+    }
+
+    #[tokio::test]
+    async fn an_idempotency_record_moves_from_in_progress_to_complete_and_expires() {
+        let stack = Stack::load().await;
+        let dynamo = aws_sdk_dynamodb::Client::new(&sdk_config().await);
+        let records = DynamoIdempotency::new(dynamo, stack.output("IdempotencyTableName"));
+        let key = unique("key");
+        let now = Timestamp::now();
+
+        let first = records
+            .begin("adapter-test", &key, now, now.plus_seconds(30))
+            .await
+            .unwrap();
+        let concurrent = records
+            .begin("adapter-test", &key, now, now.plus_seconds(30))
+            .await
+            .unwrap();
+        let after_lease = records
+            .begin(
+                "adapter-test",
+                &key,
+                now.plus_seconds(31),
+                now.plus_seconds(60),
+            )
+            .await
+            .unwrap();
+        records
+            .complete("adapter-test", &key, now.plus_seconds(3600))
+            .await
+            .unwrap();
+        let done = records
+            .begin("adapter-test", &key, now, now.plus_seconds(30))
+            .await
+            .unwrap();
+        records.release("adapter-test", &key).await.unwrap();
+        let still_done = records
+            .begin("adapter-test", &key, now, now.plus_seconds(30))
+            .await
+            .unwrap();
+        let expired = records
+            .begin(
+                "adapter-test",
+                &key,
+                now.plus_seconds(3601),
+                now.plus_seconds(3630),
+            )
+            .await
+            .unwrap();
+
+        assert_eq!(first, Begun::Started);
+        assert_eq!(concurrent, Begun::InProgressElsewhere);
+        assert_eq!(
+            after_lease,
+            Begun::Started,
+            "a dead holder's lease runs out"
+        );
+        assert_eq!(done, Begun::AlreadyDone);
+        assert_eq!(
+            still_done,
+            Begun::AlreadyDone,
+            "release never undoes completed work"
+        );
+        assert_eq!(
+            expired,
+            Begun::Started,
+            "an expired record no longer short-circuits"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_ses_mailer_sends_from_the_stack_identity() {
+        let stack = Stack::load().await;
+        let mailer = SesMailer::new(
+            aws_sdk_sesv2::Client::new(&sdk_config().await),
+            stack.output("MailFrom"),
+        );
+        let to = format!("{}@example.com", unique("mailer"));
+
+        let id = mailer
+            .send(&Mail {
+                to: to.clone(),
+                subject: "Hello".into(),
+                text: "plain".into(),
+                html: "<p>html</p>".into(),
+            })
+            .await
+            .unwrap();
+
+        assert!(!id.is_empty());
+        let sent = mail_to(&stack.http, &to).await;
+        assert_eq!(sent.len(), 1);
+        assert_eq!(
+            (
+                sent[0].subject.as_str(),
+                sent[0].text.as_str(),
+                sent[0].html.as_str()
+            ),
+            ("Hello", "plain", "<p>html</p>")
+        );
+    }
+
+    #[tokio::test]
+    async fn the_ses_mailer_reports_an_unverified_sender_as_rejected() {
+        let mailer = SesMailer::new(
+            aws_sdk_sesv2::Client::new(&sdk_config().await),
+            "nobody@unverified.invalid",
+        );
+
+        let result = mailer
+            .send(&Mail {
+                to: "x@example.com".into(),
+                subject: "s".into(),
+                text: "t".into(),
+                html: "h".into(),
+            })
+            .await;
+
+        assert!(
+            matches!(result, Err(evently_shared::ports::MailError::Rejected(_))),
+            "{result:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_secrets_manager_vault_reads_what_it_wrote() {
+        let client = aws_sdk_secretsmanager::Client::new(&sdk_config().await);
+        let name = unique("adapter-secret");
+        client
+            .create_secret()
+            .name(&name)
+            .secret_string("initial")
+            .send()
+            .await
+            .unwrap();
+        let vault = SecretsManagerVault::new(client.clone(), &name);
+
+        vault.write("second").await.unwrap();
+        let read = vault.read().await.unwrap();
+        let missing = SecretsManagerVault::new(client.clone(), unique("no-such-secret"))
+            .read()
+            .await
+            .unwrap();
+
+        assert_eq!(read.as_deref(), Some("second"));
+        assert_eq!(missing, None);
+        client
+            .delete_secret()
+            .secret_id(&name)
+            .force_delete_without_recovery(true)
+            .send()
+            .await
+            .unwrap();
+    }
 }

@@ -76,7 +76,7 @@ async fn listed_source(stack: &Stack, id: &str) -> Option<String> {
 
 #[tokio::test]
 async fn a_created_event_reaches_the_read_model_and_its_correlation_id_every_hop() {
-    let stack = Stack::load();
+    let stack = Stack::load().await;
     let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk_config().await);
     let correlation = correlation_id("create");
     let since = now_ms() - 1_000;
@@ -119,7 +119,7 @@ async fn a_created_event_reaches_the_read_model_and_its_correlation_id_every_hop
 
 #[tokio::test]
 async fn strong_consistency_reads_the_events_table_right_after_the_write() {
-    let stack = Stack::load();
+    let stack = Stack::load().await;
     let created = create_event(&stack, &correlation_id("strong"), "Strong read").await;
     let id = created["id"].as_str().unwrap();
 
@@ -138,7 +138,7 @@ async fn strong_consistency_reads_the_events_table_right_after_the_write() {
 
 #[tokio::test]
 async fn bad_input_through_the_gateway_gets_problem_json_naming_the_field() {
-    let stack = Stack::load();
+    let stack = Stack::load().await;
     let mut body = event_body("x");
     body["organizer_id"] = json!("someone-else");
     body["capacity"] = json!(-1);
@@ -187,7 +187,7 @@ async fn bad_input_through_the_gateway_gets_problem_json_naming_the_field() {
 
 #[tokio::test]
 async fn a_poison_message_reaches_the_dead_letter_queue() {
-    let stack = Stack::load();
+    let stack = Stack::load().await;
     let sqs = aws_sdk_sqs::Client::new(&sdk_config().await);
     let marker = correlation_id("poison");
 
@@ -240,7 +240,7 @@ async fn a_poison_message_reaches_the_dead_letter_queue() {
 
 #[tokio::test]
 async fn a_duplicated_delivery_leaves_the_read_model_unchanged() {
-    let stack = Stack::load();
+    let stack = Stack::load().await;
     let config = sdk_config().await;
     let dynamo = aws_sdk_dynamodb::Client::new(&config);
     let sns = aws_sdk_sns::Client::new(&config);

@@ -1,6 +1,6 @@
 import * as path from 'path';
-import { CfnOutput, Duration, RemovalPolicy, Stack, StackProps, Validations } from 'aws-cdk-lib';
-import { CorsHttpMethod, DomainName, HttpApi, HttpMethod, HttpStage, LogGroupLogDestination } from 'aws-cdk-lib/aws-apigatewayv2';
+import { CfnOutput, CustomResource, Duration, RemovalPolicy, Stack, StackProps, Validations } from 'aws-cdk-lib';
+import { CfnStage, CorsHttpMethod, DomainName, HttpApi, HttpMethod, HttpStage, LogGroupLogDestination } from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import { Certificate } from 'aws-cdk-lib/aws-certificatemanager';
 import { Alarm, ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
@@ -10,6 +10,8 @@ import { Effect, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws
 import { Architecture, Code, FilterCriteria, FilterRule, Function as LambdaFunction, Runtime, StartingPosition } from 'aws-cdk-lib/aws-lambda';
 import { DynamoEventSource, SqsDlq, SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
+import { EmailIdentity, Identity } from 'aws-cdk-lib/aws-ses';
 import { SubscriptionFilter, Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription, SqsSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
@@ -17,6 +19,7 @@ import { Construct } from 'constructs';
 
 /** The event types each consumer subscribes to; the filter policy is built from this. */
 export const EVENT_CREATED = 'evently.event.created.v1';
+export const USER_CREATED = 'evently.user.created.v1';
 
 /** Everything the stack reads from CDK context (`-c key=value` or cdk.json). */
 export interface EventlySettings extends StackProps {
@@ -25,13 +28,17 @@ export interface EventlySettings extends StackProps {
   readonly local: boolean;
   /** Folder holding one `<function>/bootstrap` per function. */
   readonly assetDir: string;
-  readonly jwtPublicKey: string;
+  /** Bump to rotate the token signing key on the next deploy (the previous key stays valid). */
+  readonly jwtKeyGeneration: string;
   readonly jwtIssuer: string;
   readonly jwtAudience: string;
   readonly logLevel: string;
   readonly domainName?: string;
   readonly certificateArn?: string;
   readonly alarmEmail?: string;
+  /** The SES identity welcome mail is sent from. */
+  readonly mailFrom: string;
+  readonly tokenTtlSeconds: string;
 }
 
 export function settingsFromContext(scope: Construct): EventlySettings {
@@ -40,10 +47,6 @@ export function settingsFromContext(scope: Construct): EventlySettings {
     return value === undefined || value === '' ? undefined : String(value);
   };
   const local = ctx('local') === 'true';
-  const jwtPublicKey = ctx('jwtPublicKey');
-  if (!jwtPublicKey) {
-    throw new Error('context jwtPublicKey is required: the base64url Ed25519 public key (JWK "x") of the token issuer');
-  }
   const domainName = ctx('domainName');
   const certificateArn = ctx('certificateArn');
   if ((domainName === undefined) !== (certificateArn === undefined)) {
@@ -54,13 +57,15 @@ export function settingsFromContext(scope: Construct): EventlySettings {
     stackName: ctx('stackName') ?? 'Evently',
     local,
     assetDir: ctx('assetDir') ?? path.join(root, 'target', local ? 'lambda-local' : 'lambda'),
-    jwtPublicKey,
+    jwtKeyGeneration: ctx('jwtKeyGeneration') ?? '1',
     jwtIssuer: ctx('jwtIssuer') ?? 'https://auth.evently.local',
     jwtAudience: ctx('jwtAudience') ?? 'evently-api',
     logLevel: ctx('logLevel') ?? 'info',
     domainName,
     certificateArn,
     alarmEmail: ctx('alarmEmail'),
+    mailFrom: ctx('mailFrom') ?? 'welcome@evently.local',
+    tokenTtlSeconds: ctx('tokenTtlSeconds') ?? '900',
   };
 }
 
@@ -110,6 +115,23 @@ export class EventlyStack extends Stack {
       dynamoStream: StreamViewType.NEW_IMAGE,
     });
     const readModelTable = new TableV2(this, 'ReadModelTable', tableProps);
+    // Profiles by id, credentials by email (the conditional put that keeps emails unique),
+    // failed-login counts that expire by TTL.
+    const usersTable = new TableV2(this, 'UsersTable', {
+      partitionKey: { name: 'pk', type: AttributeType.STRING },
+      sortKey: { name: 'sk', type: AttributeType.STRING },
+      timeToLiveAttribute: 'expires_at',
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      deletionProtection: !settings.local,
+      removalPolicy,
+    });
+    // Exactly-once side effects of consumers; records expire by TTL (checked in code too).
+    const idempotencyTable = new TableV2(this, 'IdempotencyTable', {
+      partitionKey: { name: 'pk', type: AttributeType.STRING },
+      timeToLiveAttribute: 'expires_at',
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
 
     // ---- Messaging ---------------------------------------------------------------------
     const topic = new Topic(this, 'DomainEvents', { enforceSSL: true });
@@ -129,12 +151,43 @@ export class EventlyStack extends Stack {
       alarmTopic.addSubscription(new EmailSubscription(settings.alarmEmail));
     }
 
-    // ---- Functions ---------------------------------------------------------------------
+    // ---- Token keys --------------------------------------------------------------------
+    // The key ring is generated at deploy time by the jwt-keys custom resource and kept in this
+    // secret; only the public keys come back into the template, for the verifying functions.
+    const keySecret = new Secret(this, 'JwtKeySecret', {
+      description: 'Evently token signing keys (current and previous Ed25519 key pairs)',
+      removalPolicy: settings.local ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN,
+    });
+    Validations.of(keySecret).acknowledge({
+      id: 'AwsSolutions-SMG4',
+      reason:
+        'Rotation is a deploy (bump context jwtKeyGeneration): the verifying functions receive the new ' +
+        'public keys in the same deployment, which a Secrets Manager rotation schedule could not do.',
+    });
+    const jwtKeys = this.rustFunction({
+      name: 'jwt-keys',
+      memoryMb: 128,
+      timeout: Duration.seconds(30),
+      environment: { JWT_KEY_SECRET_ID: keySecret.secretArn },
+    });
+    jwtKeys.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['secretsmanager:GetSecretValue', 'secretsmanager:PutSecretValue'],
+        resources: [keySecret.secretArn],
+      }),
+    );
+    const keyRing = new CustomResource(this, 'JwtKeyRing', {
+      serviceToken: jwtKeys.functionArn,
+      resourceType: 'Custom::JwtKeyRing',
+      properties: { Generation: settings.jwtKeyGeneration },
+    });
     const jwtEnvironment = {
-      JWT_PUBLIC_KEY: settings.jwtPublicKey,
+      JWT_PUBLIC_KEYS: keyRing.getAttString('PublicKeys'),
       JWT_ISSUER: settings.jwtIssuer,
       JWT_AUDIENCE: settings.jwtAudience,
     };
+
+    // ---- Functions ---------------------------------------------------------------------
 
     const eventsApi = this.rustFunction({
       name: 'events-api',
@@ -199,6 +252,60 @@ export class EventlyStack extends Stack {
       new PolicyStatement({ actions: ['dynamodb:PutItem'], resources: [readModelTable.tableArn] }),
     );
 
+    const authApi = this.rustFunction({
+      name: 'auth-api',
+      // Argon2id needs 19 MiB per hash; more memory also buys CPU, which hashing is bound by.
+      memoryMb: 512,
+      timeout: Duration.seconds(10),
+      environment: {
+        USERS_TABLE: usersTable.tableName,
+        EVENTS_TABLE: eventsTable.tableName,
+        JWT_KEY_SECRET_ID: keySecret.secretArn,
+        TOKEN_TTL_SECONDS: settings.tokenTtlSeconds,
+        ...jwtEnvironment,
+      },
+    });
+    authApi.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'],
+        resources: [usersTable.tableArn],
+      }),
+    );
+    // The auth API writes only outbox items into the events table.
+    authApi.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['dynamodb:PutItem'],
+        resources: [eventsTable.tableArn],
+        conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['OUTBOX#*'] } },
+      }),
+    );
+    authApi.addToRolePolicy(
+      new PolicyStatement({ actions: ['secretsmanager:GetSecretValue'], resources: [keySecret.secretArn] }),
+    );
+
+    const sender = new EmailIdentity(this, 'MailSender', { identity: Identity.email(settings.mailFrom) });
+    const welcomeEmail = this.consumer(
+      'welcome-email',
+      [USER_CREATED],
+      { IDEMPOTENCY_TABLE: idempotencyTable.tableName, MAIL_FROM: settings.mailFrom },
+      topic,
+      alarmTopic,
+    );
+    welcomeEmail.fn.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'],
+        resources: [idempotencyTable.tableArn],
+      }),
+    );
+    welcomeEmail.fn.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['ses:SendEmail'],
+        resources: [
+          `arn:${this.partition}:ses:${this.region}:${this.account}:identity/${sender.emailIdentityName}`,
+        ],
+      }),
+    );
+
     // ---- HTTP API ----------------------------------------------------------------------
     this.api = new HttpApi(this, 'Api', {
       description: 'Evently public API',
@@ -233,6 +340,15 @@ export class EventlyStack extends Stack {
     const eventsIntegration = new HttpLambdaIntegration('EventsApi', eventsApi);
     this.api.addRoutes({ path: '/events', methods: [HttpMethod.GET, HttpMethod.POST], integration: eventsIntegration });
     this.api.addRoutes({ path: '/events/{id}', methods: [HttpMethod.GET], integration: eventsIntegration });
+    const authIntegration = new HttpLambdaIntegration('AuthApi', authApi);
+    this.api.addRoutes({ path: '/signup', methods: [HttpMethod.POST], integration: authIntegration });
+    this.api.addRoutes({ path: '/login', methods: [HttpMethod.POST], integration: authIntegration });
+    this.api.addRoutes({ path: '/me', methods: [HttpMethod.GET], integration: authIntegration });
+    this.api.addRoutes({ path: '/.well-known/jwks.json', methods: [HttpMethod.GET], integration: authIntegration });
+    // Login is the brute-force target: a tighter limit than the stage default, per route.
+    (stage.node.defaultChild as CfnStage).routeSettings = {
+      'POST /login': { ThrottlingRateLimit: 10, ThrottlingBurstLimit: 20 },
+    };
     Validations.of(this.api).acknowledge({
       id: 'AwsSolutions-APIG4',
       reason:
@@ -252,6 +368,14 @@ export class EventlyStack extends Stack {
     out('ReadModelQueueUrl', readModelUpdater.queue.queueUrl, 'read-model-updater queue');
     out('ReadModelDlqUrl', readModelUpdater.dlq.queueUrl, 'read-model-updater dead-letter queue');
     out('RelayFailureQueueUrl', relayFailures.queueUrl, 'Stream records the relay gave up on');
+    out('UsersTableName', usersTable.tableName, 'Profiles, credentials, failed-login counts');
+    out('IdempotencyTableName', idempotencyTable.tableName, 'Consumer idempotency records');
+    out('JwtKeySecretArn', keySecret.secretArn, 'Token signing key ring (readable by auth-api only)');
+    out('WelcomeEmailQueueUrl', welcomeEmail.queue.queueUrl, 'welcome-email queue');
+    out('WelcomeEmailDlqUrl', welcomeEmail.dlq.queueUrl, 'welcome-email dead-letter queue');
+    out('MailFrom', settings.mailFrom, 'Sender identity of welcome mail');
+    out('AuthApiFunctionName', authApi.functionName, 'auth-api function');
+    out('WelcomeEmailFunctionName', welcomeEmail.fn.functionName, 'welcome-email function');
     out('EventsApiFunctionName', eventsApi.functionName, 'events-api function');
     out('OutboxRelayFunctionName', relay.functionName, 'outbox-relay function');
     out('ReadModelUpdaterFunctionName', readModelUpdater.fn.functionName, 'read-model-updater function');

@@ -8,7 +8,7 @@ import { Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { EventlyStack, settingsFromContext } from '../lib/evently-stack';
 
-const FUNCTIONS = ['events-api', 'outbox-relay', 'read-model-updater'];
+const FUNCTIONS = ['events-api', 'outbox-relay', 'read-model-updater', 'auth-api', 'welcome-email', 'jwt-keys'];
 
 /** Placeholder bootstraps: the template, not the binaries, is under test here. */
 function fakeAssets(): string {
@@ -23,7 +23,7 @@ function fakeAssets(): string {
 function synth(context: Record<string, string> = {}): Template {
   const app = new App({
     outdir: fs.mkdtempSync(path.join(os.tmpdir(), 'evently-cdk-')),
-    context: { assetDir: fakeAssets(), jwtPublicKey: 'test-public-key', ...context },
+    context: { assetDir: fakeAssets(), ...context },
   });
   const stack = new EventlyStack(app, 'Evently', settingsFromContext(app));
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
@@ -56,7 +56,7 @@ const local = synth({ local: 'true' });
 describe('the synthesized stack', () => {
   it('passes cdk-nag AwsSolutions in AWS and local mode, with every acknowledgement justified', () => {
     // synth() above would have thrown on an unacknowledged finding.
-    const app = new App({ context: { assetDir: fakeAssets(), jwtPublicKey: 'k' } });
+    const app = new App({ context: { assetDir: fakeAssets() } });
     const stack = new EventlyStack(app, 'Evently', settingsFromContext(app));
     const acks: { id: string; reason: string }[] = [];
     for (const node of stack.node.findAll()) {
@@ -165,14 +165,17 @@ describe('the synthesized stack', () => {
 
   it('declares tables on demand with point-in-time recovery, a stream and TTL on the outbox', () => {
     const tables = resourcesOf(aws, 'AWS::DynamoDB::GlobalTable');
-    assert.equal(tables.length, 2);
+    assert.equal(tables.length, 4);
     for (const [id, t] of tables) {
       assert.equal(t.BillingMode, 'PAY_PER_REQUEST', id);
       for (const replica of t.Replicas) {
         assert.equal(replica.PointInTimeRecoverySpecification.PointInTimeRecoveryEnabled, true, id);
       }
-      assert.equal(t.GlobalSecondaryIndexes[0].IndexName, 'upcoming');
     }
+    const listed = tables.filter(([, t]) => t.GlobalSecondaryIndexes?.[0]?.IndexName === 'upcoming');
+    assert.equal(listed.length, 2, 'events and read-model tables share the listing index');
+    const withTtl = tables.filter(([, t]) => t.TimeToLiveSpecification?.Enabled);
+    assert.equal(withTtl.length, 3, 'outbox, failed logins and idempotency records expire');
     const events = tables.find(([, t]) => t.StreamSpecification);
     assert.ok(events);
     assert.equal(events[1].StreamSpecification.StreamViewType, 'NEW_IMAGE');
@@ -216,8 +219,18 @@ describe('the synthesized stack', () => {
 
   it('routes the API explicitly, throttles the stage and logs access', () => {
     const routes = resourcesOf(aws, 'AWS::ApiGatewayV2::Route').map(([, r]) => r.RouteKey).sort();
-    assert.deepEqual(routes, ['GET /events', 'GET /events/{id}', 'POST /events']);
+    assert.deepEqual(routes, [
+      'GET /.well-known/jwks.json',
+      'GET /events',
+      'GET /events/{id}',
+      'GET /me',
+      'POST /events',
+      'POST /login',
+      'POST /signup',
+    ]);
     const [[, stage]] = resourcesOf(aws, 'AWS::ApiGatewayV2::Stage');
+    const login = stage.RouteSettings['POST /login'];
+    assert.ok(login.ThrottlingRateLimit < stage.DefaultRouteSettings.ThrottlingRateLimit, 'login is throttled harder');
     assert.ok(stage.DefaultRouteSettings.ThrottlingRateLimit > 0);
     assert.ok(stage.DefaultRouteSettings.ThrottlingBurstLimit > 0);
     assert.ok(stage.AccessLogSettings.DestinationArn);
@@ -232,6 +245,31 @@ describe('the synthesized stack', () => {
     assert.equal(resourcesOf(withDomain, 'AWS::ApiGatewayV2::DomainName').length, 1);
     assert.equal(resourcesOf(withDomain, 'AWS::ApiGatewayV2::ApiMapping').length, 1);
     assert.throws(() => synth({ domainName: 'api.example.com' }), /certificateArn/);
+  });
+
+  it('lets only auth-api and the key generator read the signing key secret', () => {
+    const [[secretId]] = resourcesOf(aws, 'AWS::SecretsManager::Secret');
+    const readers: string[] = [];
+    for (const [policyId, policy] of resourcesOf(aws, 'AWS::IAM::Policy')) {
+      for (const st of policy.PolicyDocument.Statement) {
+        const actions: string[] = [].concat(st.Action);
+        if (actions.some((a) => a.startsWith('secretsmanager:')) && JSON.stringify(st.Resource).includes(secretId)) {
+          readers.push(policyId);
+        }
+      }
+    }
+    assert.deepEqual(readers.map((id) => id.replace(/role.*$/, '')).sort(), ['authapi', 'jwtkeys']);
+  });
+
+  it('gives verifiers the public keys from the key custom resource, never a literal key', () => {
+    const [[ringId]] = resourcesOf(aws, 'Custom::JwtKeyRing');
+    for (const [id, fn] of resourcesOf(aws, 'AWS::Lambda::Function')) {
+      const keys = fn.Environment?.Variables?.JWT_PUBLIC_KEYS;
+      if (keys === undefined) continue;
+      assert.deepEqual(keys, { 'Fn::GetAtt': [ringId, 'PublicKeys'] }, id);
+    }
+    const template = JSON.stringify(aws.toJSON());
+    assert.ok(!/PRIVATE KEY|private_key/.test(template), 'no private key material in the template');
   });
 
   it('outputs what operators and the tests need', () => {

@@ -327,11 +327,14 @@ impl crate::ports::LoginThrottle for InMemoryUsers {
     }
 }
 
+/// Builds the error a failing mailer returns, e.g. `MailError::Throttled`.
+pub type MailFailure = fn(String) -> crate::ports::MailError;
+
 /// Records sent mail; can be told to fail every send with a given error kind.
 #[derive(Debug, Default)]
 pub struct RecordingMailer {
     pub sent: Mutex<Vec<crate::ports::Mail>>,
-    pub fail_with: Mutex<Option<fn(String) -> crate::ports::MailError>>,
+    pub fail_with: Mutex<Option<MailFailure>>,
 }
 
 impl RecordingMailer {

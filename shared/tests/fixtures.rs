@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use aws_lambda_events::event::apigw::ApiGatewayV2httpRequest;
+use aws_lambda_events::event::cloudformation::CloudFormationCustomResourceRequest;
 use aws_lambda_events::event::dynamodb::Event as DynamoDbEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
 use evently_shared::domain::{
@@ -81,6 +82,13 @@ fn every_fixture_parses_into_its_lambda_event_type_and_round_trips() {
                         assert_schema_valid(&serde_json::from_str(body).unwrap(), &name);
                     }
                 }
+            }
+            "cloudformation" => {
+                let value = round_trips::<CloudFormationCustomResourceRequest>(&raw);
+                assert!(
+                    value["ResourceProperties"]["Generation"].is_string(),
+                    "{name}"
+                );
             }
             "envelope" => {
                 let value = round_trips::<Envelope>(&raw);

@@ -1,1 +1,52 @@
-fn main() {}
+//! `jwt-keys`: a CloudFormation custom resource that generates the token signing keys at
+//! deploy time, keeps them in Secrets Manager, and hands only the public keys back to the
+//! template (which passes them to the verifying functions).
+
+mod handler;
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::cloudformation::CloudFormationCustomResourceRequest;
+use evently_shared::aws::{SecretsManagerVault, sdk_config};
+use evently_shared::config::required;
+use evently_shared::telemetry;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let secret_id = required("JWT_KEY_SECRET_ID")?;
+    let vault = Arc::new(SecretsManagerVault::new(
+        aws_sdk_secretsmanager::Client::new(&sdk_config().await),
+        secret_id,
+    ));
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(20))
+        .build()?;
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<CloudFormationCustomResourceRequest>| {
+            let vault = Arc::clone(&vault);
+            let http = http.clone();
+            async move {
+                let (url, response) = handler::handle(vault.as_ref(), event.payload).await;
+                // CloudFormation waits for this PUT to the pre-signed URL, not for our return
+                // value; a lost PUT would hang the deploy until it times out.
+                let body = serde_json::to_vec(&response)?;
+                let put = http
+                    .put(url)
+                    .header("content-type", "")
+                    .body(body)
+                    .send()
+                    .await?;
+                if !put.status().is_success() {
+                    return Err(Error::from(format!(
+                        "CloudFormation response URL answered {}",
+                        put.status()
+                    )));
+                }
+                Ok::<(), Error>(())
+            }
+        },
+    ))
+    .await
+}

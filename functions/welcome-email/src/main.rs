@@ -1,1 +1,34 @@
-fn main() {}
+//! `welcome-email`: one welcome mail per new account, from the `user.created` queue.
+
+mod config;
+mod handler;
+mod mail;
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use evently_shared::aws::{DynamoIdempotency, SesMailer, sdk_config};
+use evently_shared::telemetry;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let config = config::Config::from_env()?;
+    let sdk = sdk_config().await;
+    let app = Arc::new(handler::Welcome {
+        mailer: SesMailer::new(aws_sdk_sesv2::Client::new(&sdk), config.mail_from),
+        idempotency: DynamoIdempotency::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            config.idempotency_table,
+        ),
+    });
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+        let app = Arc::clone(&app);
+        async move {
+            let deadline = handler::lease_end(event.context.deadline);
+            app.handle_batch(event.payload, deadline).await
+        }
+    }))
+    .await
+}

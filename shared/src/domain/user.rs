@@ -85,7 +85,7 @@ impl Password {
     /// A new password: 12 to 128 characters, and not the account's own email address.
     pub fn new_for(raw: &str, email: Option<&Email>) -> Result<Self, FieldError> {
         let chars = raw.chars().count();
-        if chars < Self::MIN_CHARS || chars > Self::MAX_CHARS {
+        if !(Self::MIN_CHARS..=Self::MAX_CHARS).contains(&chars) {
             return Err(FieldError::new(
                 "password",
                 format!(

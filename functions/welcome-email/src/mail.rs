@@ -1,0 +1,77 @@
+//! The welcome mail, rendered from the templates in `templates/`.
+
+use evently_shared::domain::User;
+use evently_shared::ports::Mail;
+
+const SUBJECT: &str = include_str!("../templates/subject.txt");
+const TEXT: &str = include_str!("../templates/welcome.txt");
+const HTML: &str = include_str!("../templates/welcome.html");
+
+/// Escapes text for HTML element content and attribute values.
+fn escape_html(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+pub fn welcome(user: &User) -> Mail {
+    let name = user.display_name.as_str();
+    // A subject is one header line: a newline in it would start a new header.
+    let subject_name: String = name.chars().filter(|c| !c.is_control()).collect();
+    Mail {
+        to: user.email.as_str().to_owned(),
+        subject: SUBJECT.trim().replace("{{display_name}}", &subject_name),
+        text: TEXT.replace("{{display_name}}", name),
+        html: HTML.replace("{{display_name}}", &escape_html(name)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use evently_shared::domain::{DisplayName, Email, Timestamp};
+
+    use super::*;
+
+    fn user(name: &str) -> User {
+        User::create(
+            Email::parse("email", "ada@example.com").unwrap(),
+            DisplayName::parse("display_name", name).unwrap(),
+            Timestamp::now(),
+        )
+    }
+
+    #[test]
+    fn the_mail_greets_the_user_by_name_in_text_and_html() {
+        let mail = welcome(&user("Ada"));
+
+        assert_eq!(mail.to, "ada@example.com");
+        assert_eq!(mail.subject, "Welcome to Evently, Ada");
+        assert!(mail.text.starts_with("Hi Ada,"));
+        assert!(mail.html.contains("<p>Hi Ada,</p>"));
+        assert!(!mail.html.contains("{{"));
+    }
+
+    #[test]
+    fn the_display_name_is_escaped_in_html() {
+        let mail = welcome(&user("<script>alert('x')</script> & \"co\""));
+
+        assert!(!mail.html.contains("<script>"));
+        assert!(
+            mail.html
+                .contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;co&quot;")
+        );
+        assert!(
+            mail.text.contains("<script>"),
+            "plain text needs no escaping"
+        );
+    }
+}
