@@ -61,6 +61,46 @@ async fn the_event_store_writes_the_event_and_its_outbox_item_in_one_transaction
 }
 
 #[tokio::test]
+async fn an_rsvp_to_an_event_that_has_started_is_refused() {
+    let (_stack, store, _) = stores().await;
+    let now = Timestamp::now();
+    let draft = EventDraft {
+        title: Title::parse("title", "Already started").unwrap(),
+        description: Description::parse("description", "").unwrap(),
+        schedule: Schedule::new(now.plus_seconds(-60), now.plus_seconds(3600)).unwrap(),
+        venue: Venue::parse("venue", "Emulator").unwrap(),
+        tags: Tags::default(),
+        visibility: Visibility::Public,
+        capacity: None,
+    };
+    let event = Event::create(draft, UserId::parse("sub", "adapter-test").unwrap(), now);
+    let envelope = |e: DomainEvent| e.into_envelope("/tests", CorrelationId::generate(), now);
+    store
+        .create(&event, &envelope(DomainEvent::EventCreated(event.clone())))
+        .await
+        .unwrap();
+    let rsvp = evently_shared::envelope::Rsvp {
+        event_id: event.id,
+        user_id: UserId::parse("sub", "late").unwrap(),
+        at: now,
+    };
+
+    let result = store
+        .rsvp(
+            &event,
+            &rsvp.user_id,
+            now,
+            &envelope(DomainEvent::RsvpCreated(rsvp.clone())),
+        )
+        .await;
+
+    assert!(
+        matches!(result, Err(evently_shared::ports::RsvpError::Closed)),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
 async fn the_read_model_applies_only_newer_versions() {
     let (_stack, _, read_model) = stores().await;
     let mut event = new_event(Visibility::Public, 86_400 * 401);

@@ -20,6 +20,8 @@ import { Construct } from 'constructs';
 /** The event types each consumer subscribes to; the filter policy is built from this. */
 export const EVENT_CREATED = 'evently.event.created.v1';
 export const USER_CREATED = 'evently.user.created.v1';
+export const EVENT_UPDATED = 'evently.event.updated.v1';
+export const EVENT_CANCELLED = 'evently.event.cancelled.v1';
 
 /** Everything the stack reads from CDK context (`-c key=value` or cdk.json). */
 export interface EventlySettings extends StackProps {
@@ -110,6 +112,15 @@ export class EventlyStack extends Stack {
     };
     const eventsTable = new TableV2(this, 'EventsTable', {
       ...tableProps,
+      globalSecondaryIndexes: [
+        ...tableProps.globalSecondaryIndexes,
+        // RSVPs by user, newest first, for GET /me/rsvps.
+        {
+          indexName: 'by_user',
+          partitionKey: { name: 'user_pk', type: AttributeType.STRING },
+          sortKey: { name: 'user_sk', type: AttributeType.STRING },
+        },
+      ],
       // The outbox lives here; its items expire by themselves once relayed.
       timeToLiveAttribute: 'expires_at',
       dynamoStream: StreamViewType.NEW_IMAGE,
@@ -199,11 +210,22 @@ export class EventlyStack extends Stack {
         ...jwtEnvironment,
       },
     });
-    // TransactWriteItems with Put entries needs dynamodb:PutItem; nothing here deletes.
+    // Transaction entries need the matching item actions (Put, Update, Delete: RSVPs only).
     eventsApi.addToRolePolicy(
       new PolicyStatement({
-        actions: ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem'],
-        resources: [eventsTable.tableArn, `${eventsTable.tableArn}/index/upcoming`],
+        actions: [
+          'dynamodb:GetItem',
+          'dynamodb:BatchGetItem',
+          'dynamodb:Query',
+          'dynamodb:PutItem',
+          'dynamodb:UpdateItem',
+          'dynamodb:DeleteItem',
+        ],
+        resources: [
+          eventsTable.tableArn,
+          `${eventsTable.tableArn}/index/upcoming`,
+          `${eventsTable.tableArn}/index/by_user`,
+        ],
       }),
     );
     eventsApi.addToRolePolicy(
@@ -243,7 +265,7 @@ export class EventlyStack extends Stack {
 
     const readModelUpdater = this.consumer(
       'read-model-updater',
-      [EVENT_CREATED],
+      [EVENT_CREATED, EVENT_UPDATED, EVENT_CANCELLED],
       { READ_MODEL_TABLE: readModelTable.tableName },
       topic,
       alarmTopic,
@@ -312,7 +334,13 @@ export class EventlyStack extends Stack {
       createDefaultStage: false,
       corsPreflight: {
         allowOrigins: ['*'],
-        allowMethods: [CorsHttpMethod.GET, CorsHttpMethod.POST, CorsHttpMethod.OPTIONS],
+        allowMethods: [
+          CorsHttpMethod.GET,
+          CorsHttpMethod.POST,
+          CorsHttpMethod.PATCH,
+          CorsHttpMethod.DELETE,
+          CorsHttpMethod.OPTIONS,
+        ],
         allowHeaders: ['authorization', 'content-type', 'x-correlation-id', 'idempotency-key', 'if-match'],
         exposeHeaders: ['location', 'x-correlation-id', 'x-read-source', 'etag'],
         maxAge: Duration.hours(1),
@@ -339,7 +367,17 @@ export class EventlyStack extends Stack {
     });
     const eventsIntegration = new HttpLambdaIntegration('EventsApi', eventsApi);
     this.api.addRoutes({ path: '/events', methods: [HttpMethod.GET, HttpMethod.POST], integration: eventsIntegration });
-    this.api.addRoutes({ path: '/events/{id}', methods: [HttpMethod.GET], integration: eventsIntegration });
+    this.api.addRoutes({
+      path: '/events/{id}',
+      methods: [HttpMethod.GET, HttpMethod.PATCH, HttpMethod.DELETE],
+      integration: eventsIntegration,
+    });
+    this.api.addRoutes({
+      path: '/events/{id}/rsvp',
+      methods: [HttpMethod.POST, HttpMethod.DELETE],
+      integration: eventsIntegration,
+    });
+    this.api.addRoutes({ path: '/me/rsvps', methods: [HttpMethod.GET], integration: eventsIntegration });
     const authIntegration = new HttpLambdaIntegration('AuthApi', authApi);
     this.api.addRoutes({ path: '/signup', methods: [HttpMethod.POST], integration: authIntegration });
     this.api.addRoutes({ path: '/login', methods: [HttpMethod.POST], integration: authIntegration });

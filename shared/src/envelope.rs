@@ -9,7 +9,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use ulid::Ulid;
 
-use crate::domain::{Event, Timestamp, User};
+use crate::domain::{Event, EventId, Timestamp, User, UserId};
 
 pub const SPEC_VERSION: &str = "1.0";
 pub const JSON: &str = "application/json";
@@ -18,15 +18,30 @@ pub const JSON: &str = "application/json";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventType {
     EventCreated,
+    EventUpdated,
+    EventCancelled,
+    RsvpCreated,
+    RsvpCancelled,
     UserCreated,
 }
 
 impl EventType {
-    pub const ALL: &'static [EventType] = &[EventType::EventCreated, EventType::UserCreated];
+    pub const ALL: &'static [EventType] = &[
+        EventType::EventCreated,
+        EventType::EventUpdated,
+        EventType::EventCancelled,
+        EventType::RsvpCreated,
+        EventType::RsvpCancelled,
+        EventType::UserCreated,
+    ];
 
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::EventCreated => "evently.event.created.v1",
+            Self::EventUpdated => "evently.event.updated.v1",
+            Self::EventCancelled => "evently.event.cancelled.v1",
+            Self::RsvpCreated => "evently.rsvp.created.v1",
+            Self::RsvpCancelled => "evently.rsvp.cancelled.v1",
             Self::UserCreated => "evently.user.created.v1",
         }
     }
@@ -100,10 +115,32 @@ pub struct Envelope {
     pub data: serde_json::Value,
 }
 
+/// The payload of `EventUpdated`: the whole new state, and which fields changed (so consumers
+/// such as notifications can tell a new venue from a fixed typo).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventChange {
+    pub event: Event,
+    pub changed: Vec<String>,
+}
+
+/// The payload of the RSVP events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rsvp {
+    pub event_id: EventId,
+    pub user_id: UserId,
+    pub at: Timestamp,
+}
+
 /// A domain event with its typed payload.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DomainEvent {
     EventCreated(Event),
+    EventUpdated(EventChange),
+    EventCancelled(Event),
+    RsvpCreated(Rsvp),
+    RsvpCancelled(Rsvp),
     UserCreated(User),
 }
 
@@ -128,35 +165,41 @@ impl DomainEvent {
     pub fn event_type(&self) -> EventType {
         match self {
             Self::EventCreated(_) => EventType::EventCreated,
+            Self::EventUpdated(_) => EventType::EventUpdated,
+            Self::EventCancelled(_) => EventType::EventCancelled,
+            Self::RsvpCreated(_) => EventType::RsvpCreated,
+            Self::RsvpCancelled(_) => EventType::RsvpCancelled,
             Self::UserCreated(_) => EventType::UserCreated,
         }
     }
 
     fn subject(&self) -> String {
         match self {
-            Self::EventCreated(event) => event.id.to_string(),
+            Self::EventCreated(event) | Self::EventCancelled(event) => event.id.to_string(),
+            Self::EventUpdated(change) => change.event.id.to_string(),
+            Self::RsvpCreated(rsvp) | Self::RsvpCancelled(rsvp) => rsvp.event_id.to_string(),
             Self::UserCreated(user) => user.id.to_string(),
         }
     }
 
     fn entity_version(&self) -> u64 {
         match self {
-            Self::EventCreated(event) => event.version,
-            // Users are not versioned yet: creation is their first and only change.
-            Self::UserCreated(_) => 1,
+            Self::EventCreated(event) | Self::EventCancelled(event) => event.version,
+            Self::EventUpdated(change) => change.event.version,
+            // RSVPs and users are not versioned: each envelope is a fact of its own.
+            Self::RsvpCreated(_) | Self::RsvpCancelled(_) | Self::UserCreated(_) => 1,
         }
     }
 
     fn data(&self) -> serde_json::Value {
+        // Serialising our own types cannot fail: every field is a string, number or list.
         match self {
-            // Serialising our own types cannot fail: every field is a string, number or list.
-            Self::EventCreated(event) => {
-                serde_json::to_value(event).expect("an Event always serialises")
-            }
-            Self::UserCreated(user) => {
-                serde_json::to_value(user).expect("a User always serialises")
-            }
+            Self::EventCreated(event) | Self::EventCancelled(event) => serde_json::to_value(event),
+            Self::EventUpdated(change) => serde_json::to_value(change),
+            Self::RsvpCreated(rsvp) | Self::RsvpCancelled(rsvp) => serde_json::to_value(rsvp),
+            Self::UserCreated(user) => serde_json::to_value(user),
         }
+        .expect("domain payloads always serialise")
     }
 
     /// Wraps this event for the outbox. `source` names the producing service.
@@ -199,12 +242,25 @@ impl Envelope {
         let event_type = EventType::parse(&self.event_type)
             .ok_or_else(|| EnvelopeError::UnknownType(self.event_type.clone()))?;
         let data = |source| EnvelopeError::Data { event_type, source };
+        let raw = self.data.clone();
         let event = match event_type {
             EventType::EventCreated => {
-                DomainEvent::EventCreated(serde_json::from_value(self.data.clone()).map_err(data)?)
+                DomainEvent::EventCreated(serde_json::from_value(raw).map_err(data)?)
+            }
+            EventType::EventUpdated => {
+                DomainEvent::EventUpdated(serde_json::from_value(raw).map_err(data)?)
+            }
+            EventType::EventCancelled => {
+                DomainEvent::EventCancelled(serde_json::from_value(raw).map_err(data)?)
+            }
+            EventType::RsvpCreated => {
+                DomainEvent::RsvpCreated(serde_json::from_value(raw).map_err(data)?)
+            }
+            EventType::RsvpCancelled => {
+                DomainEvent::RsvpCancelled(serde_json::from_value(raw).map_err(data)?)
             }
             EventType::UserCreated => {
-                DomainEvent::UserCreated(serde_json::from_value(self.data.clone()).map_err(data)?)
+                DomainEvent::UserCreated(serde_json::from_value(raw).map_err(data)?)
             }
         };
         if event.subject() != self.subject {

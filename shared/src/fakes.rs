@@ -19,6 +19,8 @@ use crate::tokens::{KeyRing, TokenConfig, TokenSigner};
 pub struct InMemoryEvents {
     events: Mutex<BTreeMap<EventId, Event>>,
     outbox: Mutex<Vec<Envelope>>,
+    /// (event, user) pairs in RSVP order.
+    rsvps: Mutex<Vec<(EventId, crate::domain::UserId)>>,
 }
 
 impl InMemoryEvents {
@@ -35,6 +37,14 @@ impl InMemoryEvents {
 impl EventReader for InMemoryEvents {
     async fn get(&self, id: &EventId, _: Consistency) -> Result<Option<Event>, StoreError> {
         Ok(self.events.lock().unwrap().get(id).cloned())
+    }
+
+    async fn get_many(&self, ids: &[EventId]) -> Result<Vec<Event>, StoreError> {
+        let events = self.events.lock().unwrap();
+        Ok(ids
+            .iter()
+            .filter_map(|id| events.get(id).cloned())
+            .collect())
     }
 
     async fn list_upcoming(&self, page: PageRequest) -> Result<Page<Event>, StoreError> {
@@ -78,6 +88,97 @@ impl EventStore for InMemoryEvents {
         self.outbox.lock().unwrap().push(envelope.clone());
         Ok(())
     }
+
+    async fn update(
+        &self,
+        event: &Event,
+        expected_version: u64,
+        envelope: &Envelope,
+    ) -> Result<(), crate::ports::UpdateError> {
+        let mut events = self.events.lock().unwrap();
+        match events.get(&event.id) {
+            Some(stored) if stored.version == expected_version => {}
+            _ => return Err(crate::ports::UpdateError::VersionMismatch),
+        }
+        let going = self.going(&event.id);
+        if event.capacity.is_some_and(|c| (c.get() as usize) < going) {
+            return Err(crate::ports::UpdateError::CapacityBelowAttendees);
+        }
+        events.insert(event.id, event.clone());
+        self.outbox.lock().unwrap().push(envelope.clone());
+        Ok(())
+    }
+
+    async fn rsvp(
+        &self,
+        event: &Event,
+        user: &crate::domain::UserId,
+        now: crate::domain::Timestamp,
+        envelope: &Envelope,
+    ) -> Result<crate::ports::RsvpOutcome, crate::ports::RsvpError> {
+        let events = self.events.lock().unwrap();
+        let stored = events
+            .get(&event.id)
+            .ok_or(crate::ports::RsvpError::Closed)?;
+        let mut rsvps = self.rsvps.lock().unwrap();
+        if rsvps.iter().any(|(e, u)| *e == event.id && u == user) {
+            return Ok(crate::ports::RsvpOutcome::AlreadyGoing);
+        }
+        if stored.is_cancelled() || stored.starts_at <= now {
+            return Err(crate::ports::RsvpError::Closed);
+        }
+        let going = rsvps.iter().filter(|(e, _)| *e == event.id).count();
+        if stored.capacity.is_some_and(|c| going >= c.get() as usize) {
+            return Err(crate::ports::RsvpError::Full);
+        }
+        rsvps.push((event.id, user.clone()));
+        self.outbox.lock().unwrap().push(envelope.clone());
+        Ok(crate::ports::RsvpOutcome::Created)
+    }
+
+    async fn cancel_rsvp(
+        &self,
+        event: &EventId,
+        user: &crate::domain::UserId,
+        envelope: &Envelope,
+    ) -> Result<bool, StoreError> {
+        let mut rsvps = self.rsvps.lock().unwrap();
+        let before = rsvps.len();
+        rsvps.retain(|(e, u)| !(e == event && u == user));
+        let removed = rsvps.len() < before;
+        if removed {
+            self.outbox.lock().unwrap().push(envelope.clone());
+        }
+        Ok(removed)
+    }
+
+    async fn rsvps_of(
+        &self,
+        user: &crate::domain::UserId,
+        limit: u16,
+    ) -> Result<Vec<EventId>, StoreError> {
+        Ok(self
+            .rsvps
+            .lock()
+            .unwrap()
+            .iter()
+            .rev()
+            .filter(|(_, u)| u == user)
+            .map(|(e, _)| *e)
+            .take(usize::from(limit))
+            .collect())
+    }
+}
+
+impl InMemoryEvents {
+    fn going(&self, event: &EventId) -> usize {
+        self.rsvps
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(e, _)| e == event)
+            .count()
+    }
 }
 
 #[async_trait]
@@ -108,6 +209,10 @@ impl EventReader for Unavailable {
         Err(StoreError::unavailable(Outage))
     }
 
+    async fn get_many(&self, _: &[EventId]) -> Result<Vec<Event>, StoreError> {
+        Err(StoreError::unavailable(Outage))
+    }
+
     async fn list_upcoming(&self, _: PageRequest) -> Result<Page<Event>, StoreError> {
         Err(StoreError::unavailable(Outage))
     }
@@ -116,6 +221,42 @@ impl EventReader for Unavailable {
 #[async_trait]
 impl EventStore for Unavailable {
     async fn create(&self, _: &Event, _: &Envelope) -> Result<(), StoreError> {
+        Err(StoreError::unavailable(Outage))
+    }
+
+    async fn update(
+        &self,
+        _: &Event,
+        _: u64,
+        _: &Envelope,
+    ) -> Result<(), crate::ports::UpdateError> {
+        Err(StoreError::unavailable(Outage).into())
+    }
+
+    async fn rsvp(
+        &self,
+        _: &Event,
+        _: &crate::domain::UserId,
+        _: crate::domain::Timestamp,
+        _: &Envelope,
+    ) -> Result<crate::ports::RsvpOutcome, crate::ports::RsvpError> {
+        Err(StoreError::unavailable(Outage).into())
+    }
+
+    async fn cancel_rsvp(
+        &self,
+        _: &EventId,
+        _: &crate::domain::UserId,
+        _: &Envelope,
+    ) -> Result<bool, StoreError> {
+        Err(StoreError::unavailable(Outage))
+    }
+
+    async fn rsvps_of(
+        &self,
+        _: &crate::domain::UserId,
+        _: u16,
+    ) -> Result<Vec<EventId>, StoreError> {
         Err(StoreError::unavailable(Outage))
     }
 }
@@ -205,6 +346,18 @@ fn schema_for(event_type: crate::envelope::EventType) -> &'static str {
     match event_type {
         EventType::EventCreated => {
             include_str!("../../events-fixtures/schemas/evently.event.created.v1.json")
+        }
+        EventType::EventUpdated => {
+            include_str!("../../events-fixtures/schemas/evently.event.updated.v1.json")
+        }
+        EventType::EventCancelled => {
+            include_str!("../../events-fixtures/schemas/evently.event.cancelled.v1.json")
+        }
+        EventType::RsvpCreated => {
+            include_str!("../../events-fixtures/schemas/evently.rsvp.created.v1.json")
+        }
+        EventType::RsvpCancelled => {
+            include_str!("../../events-fixtures/schemas/evently.rsvp.cancelled.v1.json")
         }
         EventType::UserCreated => {
             include_str!("../../events-fixtures/schemas/evently.user.created.v1.json")
@@ -404,5 +557,20 @@ impl crate::ports::Idempotency for InMemoryIdempotency {
             records.remove(&id);
         }
         Ok(())
+    }
+}
+
+#[async_trait]
+impl crate::ports::EventScan for InMemoryEvents {
+    async fn scan_page(
+        &self,
+        resume: Option<String>,
+    ) -> Result<(Vec<Event>, Option<String>), StoreError> {
+        // Pages of two, so tests exercise the resume path.
+        let events = self.events();
+        let start = resume.and_then(|r| r.parse::<usize>().ok()).unwrap_or(0);
+        let page: Vec<Event> = events.iter().skip(start).take(2).cloned().collect();
+        let next = (start + 2 < events.len()).then(|| (start + 2).to_string());
+        Ok((page, next))
     }
 }

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 
-use crate::domain::{Event, EventId, Timestamp};
+use crate::domain::{Event, EventId, Timestamp, UserId};
 use crate::envelope::Envelope;
 
 /// Where in the `starts_at` order a page ends; the next page starts after it.
@@ -64,16 +64,78 @@ pub trait EventReader: Send + Sync {
         consistency: Consistency,
     ) -> Result<Option<Event>, StoreError>;
 
+    /// The events among `ids` that exist, in no particular order (one batch read).
+    async fn get_many(&self, ids: &[EventId]) -> Result<Vec<Event>, StoreError>;
+
     /// Upcoming public events in `starts_at` order (ties by id), through an index.
     async fn list_upcoming(&self, page: PageRequest) -> Result<Page<Event>, StoreError>;
 }
 
-/// The system of record for events.
+#[derive(Debug, thiserror::Error)]
+pub enum UpdateError {
+    /// Someone else changed the event since the caller read it.
+    #[error("the event changed since it was read")]
+    VersionMismatch,
+    /// The new capacity is below the number of people already going.
+    #[error("more people are going than the new capacity allows")]
+    CapacityBelowAttendees,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RsvpOutcome {
+    Created,
+    /// The caller was already going: nothing changed, nothing announced.
+    AlreadyGoing,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RsvpError {
+    #[error("the event is full")]
+    Full,
+    #[error("the event is cancelled or has already started")]
+    Closed,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The system of record for events. Every write that other services must hear about stores
+/// its envelope in the outbox in the same transaction, so nothing is saved without its
+/// announcement, nor announced without being saved.
 #[async_trait]
 pub trait EventStore: EventReader {
-    /// Stores a new event and the envelope announcing it in one transaction, so the event
-    /// is never saved without its announcement, nor announced without being saved.
     async fn create(&self, event: &Event, envelope: &Envelope) -> Result<(), StoreError>;
+
+    /// Replaces the event's fields with `event`'s, only if the stored version is still
+    /// `expected_version` (optimistic concurrency); attendance is left as it is.
+    async fn update(
+        &self,
+        event: &Event,
+        expected_version: u64,
+        envelope: &Envelope,
+    ) -> Result<(), UpdateError>;
+
+    /// Adds `user` to the event's attendees, atomically with the capacity check: the seat
+    /// count and the RSVP are one transaction, so concurrent RSVPs never overbook.
+    async fn rsvp(
+        &self,
+        event: &Event,
+        user: &UserId,
+        now: Timestamp,
+        envelope: &Envelope,
+    ) -> Result<RsvpOutcome, RsvpError>;
+
+    /// Removes `user`'s RSVP; `false` if there was none (nothing announced then).
+    async fn cancel_rsvp(
+        &self,
+        event: &EventId,
+        user: &UserId,
+        envelope: &Envelope,
+    ) -> Result<bool, StoreError>;
+
+    /// Ids of the events `user` has RSVPed to (at most `limit`, newest RSVPs first).
+    async fn rsvps_of(&self, user: &UserId, limit: u16) -> Result<Vec<EventId>, StoreError>;
 }
 
 /// Whether a projection write changed anything.
@@ -267,4 +329,15 @@ pub trait Idempotency: Send + Sync {
 
     /// Gives the claim up after a failure, so a retry can start at once.
     async fn release(&self, scope: &str, key: &str) -> Result<(), StoreError>;
+}
+
+/// Walking every event in the system of record, page by page: for rebuilds, never for requests.
+#[async_trait]
+pub trait EventScan: Send + Sync {
+    /// One page of events after `resume` (an opaque token from the previous page), and the
+    /// token for the next page if there is one.
+    async fn scan_page(
+        &self,
+        resume: Option<String>,
+    ) -> Result<(Vec<Event>, Option<String>), StoreError>;
 }

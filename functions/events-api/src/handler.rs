@@ -1,15 +1,15 @@
 //! The route table of `events-api` and the request-to-use-case glue, with its tests.
 
-use evently_shared::app::events::{self, ReadSource};
+use evently_shared::app::events::{self, ChangeError, ReadSource};
 use evently_shared::domain::{
-    Capacity, Description, EventDraft, EventId, FieldError, FieldErrors, Schedule, Tag, Tags,
-    Timestamp, Title, Venue, Visibility,
+    Capacity, Description, Event, EventDraft, EventId, EventPatch, FieldError, FieldErrors,
+    Schedule, Tag, Tags, Timestamp, Title, Venue, Visibility,
 };
 use evently_shared::http::{
     ApiError, Body, JsonObject, QueryParams, Recorded, Request, Response, ResponseContext, caller,
     encode_cursor, json_object, optional_caller, serve,
 };
-use evently_shared::ports::{EventReader, EventStore, PageRequest};
+use evently_shared::ports::{EventReader, EventStore, PageRequest, RsvpOutcome};
 use evently_shared::tokens::TokenVerifier;
 use lambda_http::http::{HeaderValue, Method, StatusCode, header};
 use serde::Serialize;
@@ -61,7 +61,18 @@ impl<S: EventStore, R: EventReader> App<S, R> {
             (&Method::GET, ["events"]) => self.list(request, ctx).await,
             (_, ["events"]) => Err(ApiError::MethodNotAllowed { allow: "GET, POST" }),
             (&Method::GET, ["events", id]) => self.get(request, ctx, id).await,
-            (_, ["events", _]) => Err(ApiError::MethodNotAllowed { allow: "GET" }),
+            (&Method::PATCH, ["events", id]) => self.patch(request, ctx, id).await,
+            (&Method::DELETE, ["events", id]) => self.cancel(request, ctx, id).await,
+            (_, ["events", _]) => Err(ApiError::MethodNotAllowed {
+                allow: "GET, PATCH, DELETE",
+            }),
+            (&Method::POST, ["events", id, "rsvp"]) => self.rsvp(request, ctx, id).await,
+            (&Method::DELETE, ["events", id, "rsvp"]) => self.unrsvp(request, ctx, id).await,
+            (_, ["events", _, "rsvp"]) => Err(ApiError::MethodNotAllowed {
+                allow: "POST, DELETE",
+            }),
+            (&Method::GET, ["me", "rsvps"]) => self.my_rsvps(request, ctx).await,
+            (_, ["me", "rsvps"]) => Err(ApiError::MethodNotAllowed { allow: "GET" }),
             _ => Err(ApiError::NotFound),
         }
     }
@@ -84,7 +95,7 @@ impl<S: EventStore, R: EventReader> App<S, R> {
         .await
         .map_err(ApiError::internal)?;
         tracing::info!(event_id = %event.id, envelope_id = %envelope.id, "event created");
-        let mut response = ctx.json(StatusCode::CREATED, &event);
+        let mut response = with_etag(ctx.json(StatusCode::CREATED, &event), &event);
         if let Ok(location) = HeaderValue::from_str(&format!("/events/{}", event.id)) {
             response.headers_mut().insert(header::LOCATION, location);
         }
@@ -132,8 +143,170 @@ impl<S: EventStore, R: EventReader> App<S, R> {
         .await
         .map_err(ApiError::internal)?;
         let (event, source) = found.ok_or(ApiError::NotFound)?;
-        Ok(with_source(ctx.json(StatusCode::OK, &event), source))
+        Ok(with_etag(
+            with_source(ctx.json(StatusCode::OK, &event), source),
+            &event,
+        ))
     }
+
+    async fn patch(
+        &self,
+        request: &Request,
+        ctx: &ResponseContext,
+        raw_id: &str,
+    ) -> Result<Response<Body>, ApiError> {
+        let caller = caller(&self.tokens, request)?;
+        let id = EventId::parse("id", raw_id).map_err(|_| ApiError::NotFound)?;
+        let expected = match if_match(request)? {
+            Some(expected) => expected,
+            None => {
+                return Err(ApiError::PreconditionRequired(
+                    "send If-Match with the ETag of the version you read",
+                ));
+            }
+        };
+        let patch = parse_patch(json_object(request)?)?;
+        let event = events::update_event(
+            &self.store,
+            &id,
+            &caller.user_id,
+            expected,
+            patch,
+            ctx.correlation_id.clone(),
+            Timestamp::now(),
+        )
+        .await
+        .map_err(change_error)?;
+        Ok(with_etag(ctx.json(StatusCode::OK, &event), &event))
+    }
+
+    async fn cancel(
+        &self,
+        request: &Request,
+        ctx: &ResponseContext,
+        raw_id: &str,
+    ) -> Result<Response<Body>, ApiError> {
+        let caller = caller(&self.tokens, request)?;
+        let id = EventId::parse("id", raw_id).map_err(|_| ApiError::NotFound)?;
+        let expected = if_match(request)?.flatten();
+        let event = events::cancel_event(
+            &self.store,
+            &id,
+            &caller.user_id,
+            expected,
+            ctx.correlation_id.clone(),
+            Timestamp::now(),
+        )
+        .await
+        .map_err(change_error)?;
+        Ok(with_etag(ctx.json(StatusCode::OK, &event), &event))
+    }
+
+    async fn rsvp(
+        &self,
+        request: &Request,
+        ctx: &ResponseContext,
+        raw_id: &str,
+    ) -> Result<Response<Body>, ApiError> {
+        let caller = caller(&self.tokens, request)?;
+        let id = EventId::parse("id", raw_id).map_err(|_| ApiError::NotFound)?;
+        let (outcome, rsvp) = events::rsvp(
+            &self.store,
+            &id,
+            &caller.user_id,
+            ctx.correlation_id.clone(),
+            Timestamp::now(),
+        )
+        .await
+        .map_err(change_error)?;
+        let status = match outcome {
+            RsvpOutcome::Created => StatusCode::CREATED,
+            RsvpOutcome::AlreadyGoing => StatusCode::OK,
+        };
+        Ok(ctx.json(status, &rsvp))
+    }
+
+    async fn unrsvp(
+        &self,
+        request: &Request,
+        ctx: &ResponseContext,
+        raw_id: &str,
+    ) -> Result<Response<Body>, ApiError> {
+        let caller = caller(&self.tokens, request)?;
+        let id = EventId::parse("id", raw_id).map_err(|_| ApiError::NotFound)?;
+        let removed = events::cancel_rsvp(
+            &self.store,
+            &id,
+            &caller.user_id,
+            ctx.correlation_id.clone(),
+            Timestamp::now(),
+        )
+        .await
+        .map_err(change_error)?;
+        tracing::info!(removed, "rsvp withdrawn");
+        let mut response = ctx.json(StatusCode::NO_CONTENT, &());
+        *response.body_mut() = Body::Empty;
+        response.headers_mut().remove(header::CONTENT_TYPE);
+        Ok(response)
+    }
+
+    async fn my_rsvps(
+        &self,
+        request: &Request,
+        ctx: &ResponseContext,
+    ) -> Result<Response<Body>, ApiError> {
+        let caller = caller(&self.tokens, request)?;
+        let query = QueryParams::parse(request)?;
+        let events = events::my_rsvps(&self.store, &caller.user_id, Timestamp::now(), query.limit)
+            .await
+            .map_err(ApiError::internal)?;
+        let body = EventList {
+            items: &events,
+            next_cursor: None,
+        };
+        Ok(ctx.json(StatusCode::OK, &body))
+    }
+}
+
+/// The one place that turns a refused change into an HTTP answer.
+fn change_error(error: ChangeError) -> ApiError {
+    match error {
+        ChangeError::NotFound => ApiError::NotFound,
+        ChangeError::Forbidden => ApiError::Forbidden("only the organizer may change this event"),
+        ChangeError::Stale { current } => ApiError::PreconditionFailed(format!(
+            "the event is now at version {current}; read it again and retry"
+        )),
+        ChangeError::Conflict(detail) => ApiError::Conflict(detail.to_owned()),
+        ChangeError::Invalid(error) => error.into(),
+        ChangeError::Store(error) => ApiError::internal(error),
+    }
+}
+
+/// The strong validator of an event's representation: its version.
+fn with_etag(mut response: Response<Body>, event: &Event) -> Response<Body> {
+    if let Ok(value) = HeaderValue::from_str(&format!("\"{}\"", event.version)) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    response
+}
+
+/// `If-Match`: `None` if absent, `Some(None)` for `*`, `Some(Some(v))` for one strong ETag.
+/// Weak or malformed validators cannot match a strong comparison: 412.
+fn if_match(request: &Request) -> Result<Option<Option<u64>>, ApiError> {
+    let Some(value) = request.headers().get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let raw = value.to_str().unwrap_or_default().trim();
+    if raw == "*" {
+        return Ok(Some(None));
+    }
+    raw.strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(|v| Some(Some(v)))
+        .ok_or_else(|| {
+            ApiError::PreconditionFailed("If-Match must be one strong ETag such as \"3\"".into())
+        })
 }
 
 fn with_source(mut response: Response<Body>, source: ReadSource) -> Response<Body> {
@@ -233,6 +406,57 @@ fn parse_draft(body: Map<String, Value>, now: Timestamp) -> Result<EventDraft, F
     }
 }
 
+/// The PATCH /events/{id} body: any subset of the creation fields; `capacity: null` removes
+/// the limit. Schedule rules are checked against the merged result, in the domain.
+fn parse_patch(body: Map<String, Value>) -> Result<EventPatch, FieldErrors> {
+    let mut object = JsonObject::new(body, CREATE_FIELDS);
+    let mut patch = EventPatch::default();
+    if let Ok(Some(raw)) = object.optional_str("title") {
+        patch.title = object.errors().collect(Title::parse("title", &raw));
+    }
+    if let Ok(Some(raw)) = object.optional_str("description") {
+        patch.description = object
+            .errors()
+            .collect(Description::parse("description", &raw));
+    }
+    if let Ok(Some(raw)) = object.optional_str("venue") {
+        patch.venue = object.errors().collect(Venue::parse("venue", &raw));
+    }
+    if let Ok(Some(raw)) = object.optional_str("starts_at") {
+        patch.starts_at = object.errors().collect(Timestamp::parse("starts_at", &raw));
+    }
+    if let Ok(Some(raw)) = object.optional_str("ends_at") {
+        patch.ends_at = object.errors().collect(Timestamp::parse("ends_at", &raw));
+    }
+    if let Ok(Some(raw)) = object.optional_str("visibility") {
+        patch.visibility = object
+            .errors()
+            .collect(Visibility::parse("visibility", &raw));
+    }
+    if let Ok(Some(raw)) = object.optional_str_list("tags") {
+        match parse_tags(raw) {
+            Ok(tags) => patch.tags = Some(tags),
+            Err(errors) => {
+                for error in errors.into_vec() {
+                    object.errors().push(error);
+                }
+            }
+        }
+    }
+    match object.nullable_u64("capacity") {
+        Ok(Some(None)) => patch.capacity = Some(None),
+        Ok(Some(Some(n))) => {
+            patch.capacity = object
+                .errors()
+                .collect(Capacity::new("capacity", n))
+                .map(Some);
+        }
+        Ok(None) | Err(Recorded) => {}
+    }
+    object.finish()?;
+    Ok(patch)
+}
+
 fn parse_tags(raw: Vec<String>) -> Result<Tags, FieldErrors> {
     if raw.len() > Tags::MAX {
         return Err(
@@ -257,6 +481,7 @@ mod tests {
 
     use evently_shared::domain::Event;
     use evently_shared::domain::UserId;
+    use evently_shared::envelope::DomainEvent;
     use evently_shared::fakes::{InMemoryEvents, Unavailable, schema_violations, test_keys};
     use evently_shared::ports::ReadModel;
     use evently_shared::tokens::TokenSigner;
@@ -636,5 +861,319 @@ mod tests {
         assert_eq!(missing.status(), StatusCode::NOT_FOUND);
         assert_eq!(wrong_method.status(), StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(header(&wrong_method, "allow"), "GET, POST");
+    }
+
+    fn with_method(
+        method: &str,
+        uri: &str,
+        token: &str,
+        if_match: Option<&str>,
+        body: Option<Value>,
+    ) -> Request {
+        let mut builder = http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json");
+        if let Some(tag) = if_match {
+            builder = builder.header("if-match", tag);
+        }
+        let body = body
+            .map(|b| Body::Text(b.to_string()))
+            .unwrap_or(Body::Empty);
+        builder.body(body).unwrap()
+    }
+
+    #[tokio::test]
+    async fn patch_requires_if_match_and_refuses_a_stale_one() {
+        let h = harness();
+        let event = create(&h, "owner", valid_body()).await;
+        let uri = format!("/events/{}", event.id);
+        let change = json!({ "venue": "Library" });
+
+        let missing = h
+            .app
+            .handle(with_method(
+                "PATCH",
+                &uri,
+                &h.token("owner"),
+                None,
+                Some(change.clone()),
+            ))
+            .await;
+        let stale = h
+            .app
+            .handle(with_method(
+                "PATCH",
+                &uri,
+                &h.token("owner"),
+                Some("\"7\""),
+                Some(change.clone()),
+            ))
+            .await;
+        let weak = h
+            .app
+            .handle(with_method(
+                "PATCH",
+                &uri,
+                &h.token("owner"),
+                Some("W/\"1\""),
+                Some(change),
+            ))
+            .await;
+
+        assert_eq!(missing.status(), StatusCode::PRECONDITION_REQUIRED);
+        assert_eq!(stale.status(), StatusCode::PRECONDITION_FAILED);
+        assert_eq!(weak.status(), StatusCode::PRECONDITION_FAILED);
+        assert_eq!(
+            h.app.store.outbox().len(),
+            1,
+            "nothing but the creation was announced"
+        );
+    }
+
+    #[tokio::test]
+    async fn patch_by_the_organizer_bumps_the_version_and_announces_what_changed() {
+        let h = harness();
+        let event = create(&h, "owner", valid_body()).await;
+        let uri = format!("/events/{}", event.id);
+
+        let response = h
+            .app
+            .handle(with_method(
+                "PATCH",
+                &uri,
+                &h.token("owner"),
+                Some("\"1\""),
+                Some(json!({ "venue": "Library", "capacity": null })),
+            ))
+            .await;
+
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(header(&response, "etag"), "\"2\"");
+        let body = json_of(&response);
+        assert_eq!(body["venue"], "Library");
+        assert!(body.get("capacity").is_none());
+        let outbox = h.app.store.outbox();
+        let update = outbox.last().unwrap();
+        assert_eq!(update.event_type, "evently.event.updated.v1");
+        assert_eq!(update.entityversion, 2);
+        assert_eq!(update.data["changed"], json!(["venue", "capacity"]));
+        let violations = schema_violations(&serde_json::to_value(update).unwrap());
+        assert!(violations.is_empty(), "{violations:?}");
+    }
+
+    #[tokio::test]
+    async fn only_the_organizer_may_change_an_event() {
+        let h = harness();
+        let public = create(&h, "owner", valid_body()).await;
+        let mut private_body = valid_body();
+        private_body["visibility"] = json!("private");
+        let private = create(&h, "owner", private_body).await;
+        let change = Some(json!({ "title": "Mine now" }));
+
+        let on_public = h
+            .app
+            .handle(with_method(
+                "PATCH",
+                &format!("/events/{}", public.id),
+                &h.token("intruder"),
+                Some("\"1\""),
+                change.clone(),
+            ))
+            .await;
+        let on_private = h
+            .app
+            .handle(with_method(
+                "PATCH",
+                &format!("/events/{}", private.id),
+                &h.token("intruder"),
+                Some("\"1\""),
+                change,
+            ))
+            .await;
+        let cancel = h
+            .app
+            .handle(with_method(
+                "DELETE",
+                &format!("/events/{}", public.id),
+                &h.token("intruder"),
+                None,
+                None,
+            ))
+            .await;
+
+        assert_eq!(on_public.status(), StatusCode::FORBIDDEN);
+        assert_eq!(on_private.status(), StatusCode::NOT_FOUND);
+        assert_eq!(cancel.status(), StatusCode::FORBIDDEN);
+    }
+
+    #[tokio::test]
+    async fn cancelling_keeps_the_event_hides_it_from_listings_and_announces_it_once() {
+        let h = harness();
+        let event = create(&h, "owner", valid_body()).await;
+        let uri = format!("/events/{}", event.id);
+
+        let first = h
+            .app
+            .handle(with_method("DELETE", &uri, &h.token("owner"), None, None))
+            .await;
+        let again = h
+            .app
+            .handle(with_method("DELETE", &uri, &h.token("owner"), None, None))
+            .await;
+        for envelope in h.app.store.outbox() {
+            if let Ok(DomainEvent::EventCancelled(cancelled)) = envelope.domain_event() {
+                h.app.read_model.apply(&cancelled).await.unwrap();
+            }
+        }
+        let listing = h.app.handle(get("/events", &[], None)).await;
+        let single = h.app.handle(get(&uri, &[], None)).await;
+
+        assert_eq!(json_of(&first)["status"], "cancelled");
+        assert_eq!(again.status(), StatusCode::OK);
+        let cancellations = h
+            .app
+            .store
+            .outbox()
+            .iter()
+            .filter(|e| e.event_type == "evently.event.cancelled.v1")
+            .count();
+        assert_eq!(cancellations, 1);
+        assert!(json_of(&listing)["items"].as_array().unwrap().is_empty());
+        assert_eq!(json_of(&single)["status"], "cancelled");
+        let patch = h
+            .app
+            .handle(with_method(
+                "PATCH",
+                &uri,
+                &h.token("owner"),
+                Some("*"),
+                Some(json!({ "title": "Back on" })),
+            ))
+            .await;
+        assert_eq!(patch.status(), StatusCode::CONFLICT);
+    }
+
+    #[tokio::test]
+    async fn rsvp_is_idempotent_and_respects_capacity() {
+        let h = harness();
+        let mut body = valid_body();
+        body["capacity"] = json!(1);
+        let event = create(&h, "owner", body).await;
+        let uri = format!("/events/{}/rsvp", event.id);
+
+        let first = h
+            .app
+            .handle(with_method("POST", &uri, &h.token("ada"), None, None))
+            .await;
+        let repeat = h
+            .app
+            .handle(with_method("POST", &uri, &h.token("ada"), None, None))
+            .await;
+        let full = h
+            .app
+            .handle(with_method("POST", &uri, &h.token("bob"), None, None))
+            .await;
+        let withdraw = h
+            .app
+            .handle(with_method("DELETE", &uri, &h.token("ada"), None, None))
+            .await;
+        let now_free = h
+            .app
+            .handle(with_method("POST", &uri, &h.token("bob"), None, None))
+            .await;
+
+        assert_eq!(first.status(), StatusCode::CREATED);
+        assert_eq!(repeat.status(), StatusCode::OK);
+        assert_eq!(full.status(), StatusCode::CONFLICT);
+        assert_eq!(withdraw.status(), StatusCode::NO_CONTENT);
+        assert_eq!(now_free.status(), StatusCode::CREATED);
+        let types: Vec<String> = h
+            .app
+            .store
+            .outbox()
+            .iter()
+            .map(|e| e.event_type.clone())
+            .collect();
+        assert_eq!(
+            types
+                .iter()
+                .filter(|t| *t == "evently.rsvp.created.v1")
+                .count(),
+            2
+        );
+        assert_eq!(
+            types
+                .iter()
+                .filter(|t| *t == "evently.rsvp.cancelled.v1")
+                .count(),
+            1
+        );
+        for envelope in h.app.store.outbox() {
+            assert!(schema_violations(&serde_json::to_value(&envelope).unwrap()).is_empty());
+        }
+    }
+
+    #[tokio::test]
+    async fn rsvp_to_a_cancelled_event_is_a_conflict() {
+        let h = harness();
+        let event = create(&h, "owner", valid_body()).await;
+        h.app
+            .handle(with_method(
+                "DELETE",
+                &format!("/events/{}", event.id),
+                &h.token("owner"),
+                None,
+                None,
+            ))
+            .await;
+
+        let response = h
+            .app
+            .handle(with_method(
+                "POST",
+                &format!("/events/{}/rsvp", event.id),
+                &h.token("ada"),
+                None,
+                None,
+            ))
+            .await;
+
+        assert_eq!(response.status(), StatusCode::CONFLICT);
+    }
+
+    #[tokio::test]
+    async fn my_rsvps_lists_upcoming_events_by_start() {
+        let h = harness();
+        let mut later = valid_body();
+        later["starts_at"] = json!(in_days(9, 0));
+        later["ends_at"] = json!(in_days(9, 2));
+        let second = create(&h, "owner", later).await;
+        let first = create(&h, "owner", valid_body()).await;
+        for event in [&second, &first] {
+            h.app
+                .handle(with_method(
+                    "POST",
+                    &format!("/events/{}/rsvp", event.id),
+                    &h.token("ada"),
+                    None,
+                    None,
+                ))
+                .await;
+        }
+
+        let response = h
+            .app
+            .handle(with_method("GET", "/me/rsvps", &h.token("ada"), None, None))
+            .await;
+
+        let ids: Vec<String> = json_of(&response)["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(ids, [first.id.to_string(), second.id.to_string()]);
     }
 }

@@ -89,3 +89,197 @@ pub async fn get_event(
     };
     Ok(found.filter(|(event, _)| event.is_visible_to(viewer)))
 }
+
+/// Why a change to an event (or an RSVP) was refused. The HTTP layer maps each to a status.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    /// Unknown, or private and not the caller's: the same answer, so ids cannot be probed.
+    #[error("no such event")]
+    NotFound,
+    /// A public event the caller does not organize.
+    #[error("only the organizer may change this event")]
+    Forbidden,
+    #[error("the event changed since it was read (version {current})")]
+    Stale { current: u64 },
+    #[error("{0}")]
+    Conflict(&'static str),
+    #[error(transparent)]
+    Invalid(#[from] crate::domain::FieldError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+async fn editable(
+    store: &impl EventStore,
+    id: &EventId,
+    editor: &UserId,
+) -> Result<Event, ChangeError> {
+    let event = store
+        .get(id, Consistency::Strong)
+        .await?
+        .ok_or(ChangeError::NotFound)?;
+    if &event.organizer_id == editor {
+        Ok(event)
+    } else if event.is_visible_to(Some(editor)) {
+        Err(ChangeError::Forbidden)
+    } else {
+        Err(ChangeError::NotFound)
+    }
+}
+
+/// Applies an organizer's patch if they read the current version (`If-Match`), and announces
+/// the change (`EventUpdated`, with the names of the changed fields) through the outbox.
+pub async fn update_event(
+    store: &impl EventStore,
+    id: &EventId,
+    editor: &UserId,
+    expected_version: Option<u64>,
+    patch: crate::domain::EventPatch,
+    correlation_id: CorrelationId,
+    now: Timestamp,
+) -> Result<Event, ChangeError> {
+    let event = editable(store, id, editor).await?;
+    // `None` is `If-Match: *`: whatever version is current.
+    let expected_version = expected_version.unwrap_or(event.version);
+    if event.version != expected_version {
+        return Err(ChangeError::Stale {
+            current: event.version,
+        });
+    }
+    if event.is_cancelled() {
+        return Err(ChangeError::Conflict("a cancelled event cannot change"));
+    }
+    let (next, changed) = event.patched(patch, now)?;
+    if changed.is_empty() {
+        return Ok(event);
+    }
+    let change = crate::envelope::EventChange {
+        event: next.clone(),
+        changed: changed.iter().map(|c| (*c).to_owned()).collect(),
+    };
+    let envelope = DomainEvent::EventUpdated(change).into_envelope(SOURCE, correlation_id, now);
+    store
+        .update(&next, expected_version, &envelope)
+        .await
+        .map_err(|e| match e {
+            crate::ports::UpdateError::VersionMismatch => ChangeError::Stale {
+                current: expected_version + 1,
+            },
+            crate::ports::UpdateError::CapacityBelowAttendees => {
+                ChangeError::Conflict("more people are going than the new capacity allows")
+            }
+            crate::ports::UpdateError::Store(e) => ChangeError::Store(e),
+        })?;
+    Ok(next)
+}
+
+/// Cancels an event (kept for history, hidden from listings) and announces it. Cancelling a
+/// cancelled event changes nothing and announces nothing.
+pub async fn cancel_event(
+    store: &impl EventStore,
+    id: &EventId,
+    editor: &UserId,
+    expected_version: Option<u64>,
+    correlation_id: CorrelationId,
+    now: Timestamp,
+) -> Result<Event, ChangeError> {
+    let event = editable(store, id, editor).await?;
+    if event.is_cancelled() {
+        return Ok(event);
+    }
+    if expected_version.is_some_and(|v| v != event.version) {
+        return Err(ChangeError::Stale {
+            current: event.version,
+        });
+    }
+    let next = event.cancelled();
+    let envelope =
+        DomainEvent::EventCancelled(next.clone()).into_envelope(SOURCE, correlation_id, now);
+    store
+        .update(&next, event.version, &envelope)
+        .await
+        .map_err(|e| match e {
+            crate::ports::UpdateError::Store(e) => ChangeError::Store(e),
+            _ => ChangeError::Stale {
+                current: event.version + 1,
+            },
+        })?;
+    Ok(next)
+}
+
+/// Puts the caller on the attendee list, within capacity; repeating it changes nothing.
+pub async fn rsvp(
+    store: &impl EventStore,
+    id: &EventId,
+    user: &UserId,
+    correlation_id: CorrelationId,
+    now: Timestamp,
+) -> Result<(crate::ports::RsvpOutcome, crate::envelope::Rsvp), ChangeError> {
+    let event = store
+        .get(id, Consistency::Strong)
+        .await?
+        .filter(|e| e.is_visible_to(Some(user)))
+        .ok_or(ChangeError::NotFound)?;
+    let rsvp = crate::envelope::Rsvp {
+        event_id: event.id,
+        user_id: user.clone(),
+        at: now,
+    };
+    let envelope =
+        DomainEvent::RsvpCreated(rsvp.clone()).into_envelope(SOURCE, correlation_id, now);
+    let outcome = store
+        .rsvp(&event, user, now, &envelope)
+        .await
+        .map_err(|e| match e {
+            crate::ports::RsvpError::Full => ChangeError::Conflict("the event is full"),
+            crate::ports::RsvpError::Closed => {
+                ChangeError::Conflict("the event is cancelled or has already started")
+            }
+            crate::ports::RsvpError::Store(e) => ChangeError::Store(e),
+        })?;
+    Ok((outcome, rsvp))
+}
+
+/// Takes the caller off the attendee list; `false` if they were not on it.
+pub async fn cancel_rsvp(
+    store: &impl EventStore,
+    id: &EventId,
+    user: &UserId,
+    correlation_id: CorrelationId,
+    now: Timestamp,
+) -> Result<bool, ChangeError> {
+    store
+        .get(id, Consistency::Strong)
+        .await?
+        .filter(|e| e.is_visible_to(Some(user)))
+        .ok_or(ChangeError::NotFound)?;
+    let rsvp = crate::envelope::Rsvp {
+        event_id: *id,
+        user_id: user.clone(),
+        at: now,
+    };
+    let envelope = DomainEvent::RsvpCancelled(rsvp).into_envelope(SOURCE, correlation_id, now);
+    Ok(store.cancel_rsvp(id, user, &envelope).await?)
+}
+
+/// How many of a user's RSVPs `/me/rsvps` looks at (most recent first).
+pub const MAX_RSVPS_READ: u16 = 500;
+
+/// The caller's upcoming, not cancelled events, by start time.
+pub async fn my_rsvps(
+    store: &impl EventStore,
+    user: &UserId,
+    now: Timestamp,
+    limit: u16,
+) -> Result<Vec<Event>, StoreError> {
+    let ids = store.rsvps_of(user, MAX_RSVPS_READ).await?;
+    let mut events: Vec<Event> = store
+        .get_many(&ids)
+        .await?
+        .into_iter()
+        .filter(|e| !e.is_cancelled() && e.starts_at > now)
+        .collect();
+    events.sort_by_key(|e| (e.starts_at, e.id));
+    events.truncate(usize::from(limit));
+    Ok(events)
+}

@@ -20,7 +20,12 @@ pub async fn apply_envelope(
     envelope: &Envelope,
 ) -> Result<Option<Applied>, ProjectionError> {
     match envelope.domain_event()? {
-        DomainEvent::EventCreated(event) => Ok(Some(read_model.apply(&event).await?)),
-        DomainEvent::UserCreated(_) => Ok(None),
+        DomainEvent::EventCreated(event) | DomainEvent::EventCancelled(event) => {
+            Ok(Some(read_model.apply(&event).await?))
+        }
+        DomainEvent::EventUpdated(change) => Ok(Some(read_model.apply(&change.event).await?)),
+        DomainEvent::RsvpCreated(_)
+        | DomainEvent::RsvpCancelled(_)
+        | DomainEvent::UserCreated(_) => Ok(None),
     }
 }

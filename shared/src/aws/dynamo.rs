@@ -3,13 +3,16 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, KeysAndAttributes, Put, TransactWriteItem, Update,
+};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Event, EventId, Timestamp};
+use crate::domain::{Event, EventId, Timestamp, UserId};
 use crate::envelope::Envelope;
 use crate::ports::{
-    Applied, Consistency, Cursor, EventReader, EventStore, Page, PageRequest, ReadModel, StoreError,
+    Applied, Consistency, Cursor, EventReader, EventStore, Page, PageRequest, ReadModel, RsvpError,
+    RsvpOutcome, StoreError, UpdateError,
 };
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
@@ -71,7 +74,7 @@ impl EventTable {
     }
 
     fn from_item(mut item: Item) -> Result<Event, StoreError> {
-        for key in ["pk", "sk", "entity", "list_pk", "list_sk"] {
+        for key in ["pk", "sk", "entity", "list_pk", "list_sk", "attendees"] {
             item.remove(key);
         }
         serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
@@ -100,6 +103,45 @@ impl EventReader for EventTable {
             .await
             .map_err(|e| StoreError::unavailable(e.into_service_error()))?;
         output.item.map(Self::from_item).transpose()
+    }
+
+    async fn get_many(&self, ids: &[EventId]) -> Result<Vec<Event>, StoreError> {
+        let mut events = Vec::with_capacity(ids.len());
+        // BatchGetItem takes 100 keys; whatever DynamoDB leaves unprocessed is asked again.
+        for chunk in ids.chunks(100) {
+            let keys = KeysAndAttributes::builder()
+                .set_keys(Some(chunk.iter().map(Self::key).collect()))
+                .build()
+                .map_err(StoreError::unavailable)?;
+            let mut request = Some(HashMap::from([(self.table.clone(), keys)]));
+            for _ in 0..5 {
+                let Some(items) = request.take().filter(|r| !r.is_empty()) else {
+                    break;
+                };
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .set_request_items(Some(items))
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::unavailable(e.into_service_error()))?;
+                for item in output
+                    .responses
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .unwrap_or_default()
+                {
+                    events.push(Self::from_item(item)?);
+                }
+                request = output.unprocessed_keys;
+            }
+            if request.is_some_and(|r| !r.is_empty()) {
+                return Err(StoreError::Corrupt(
+                    "batch read left keys unprocessed".into(),
+                ));
+            }
+        }
+        Ok(events)
     }
 
     async fn list_upcoming(&self, page: PageRequest) -> Result<Page<Event>, StoreError> {
@@ -190,6 +232,10 @@ impl EventReader for DynamoEventStore {
         self.table.get(id, consistency).await
     }
 
+    async fn get_many(&self, ids: &[EventId]) -> Result<Vec<Event>, StoreError> {
+        self.table.get_many(ids).await
+    }
+
     async fn list_upcoming(&self, page: PageRequest) -> Result<Page<Event>, StoreError> {
         self.table.list_upcoming(page).await
     }
@@ -218,6 +264,301 @@ impl EventStore for DynamoEventStore {
             }
         }
     }
+    async fn update(
+        &self,
+        event: &Event,
+        expected_version: u64,
+        envelope: &Envelope,
+    ) -> Result<(), UpdateError> {
+        let table = &self.table.table;
+        let mut item = EventTable::to_item(event)?;
+        item.remove("pk");
+        item.remove("sk");
+        // SET every field of the new state; REMOVE what it no longer has. `attendees` is not
+        // touched: RSVPs own it.
+        let mut names = HashMap::new();
+        let mut values = HashMap::new();
+        let mut sets = Vec::new();
+        for (i, (name, value)) in item.into_iter().enumerate() {
+            names.insert(format!("#f{i}"), name);
+            values.insert(format!(":v{i}"), value);
+            sets.push(format!("#f{i} = :v{i}"));
+        }
+        let mut removes = Vec::new();
+        if !event.is_listed_publicly() {
+            removes.extend(["list_pk", "list_sk"]);
+        }
+        if event.capacity.is_none() {
+            // `capacity` is a reserved word; SET aliases every name already.
+            names.insert("#capacity".into(), "capacity".into());
+            removes.push("#capacity");
+        }
+        let mut expression = format!("SET {}", sets.join(", "));
+        if !removes.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        }
+        let mut condition = "version = :expected".to_owned();
+        values.insert(
+            ":expected".into(),
+            AttributeValue::N(expected_version.to_string()),
+        );
+        if let Some(capacity) = event.capacity {
+            condition.push_str(" AND (attribute_not_exists(attendees) OR attendees <= :capacity)");
+            values.insert(
+                ":capacity".into(),
+                AttributeValue::N(capacity.get().to_string()),
+            );
+        }
+        let update = Update::builder()
+            .table_name(table)
+            .set_key(Some(EventTable::key(&event.id)))
+            .update_expression(expression)
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .map_err(StoreError::unavailable)?;
+        let result = self
+            .table
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(update).build())
+            .transact_items(outbox_put(table, envelope)?)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) => {
+                let error = error.into_service_error();
+                if !condition_failures(&error).contains(&0) {
+                    return Err(StoreError::unavailable(error).into());
+                }
+                // Which half of the condition failed: the version, or the capacity?
+                match self.table.get(&event.id, Consistency::Strong).await? {
+                    Some(stored) if stored.version == expected_version => {
+                        Err(UpdateError::CapacityBelowAttendees)
+                    }
+                    _ => Err(UpdateError::VersionMismatch),
+                }
+            }
+        }
+    }
+
+    async fn rsvp(
+        &self,
+        event: &Event,
+        user: &UserId,
+        now: Timestamp,
+        envelope: &Envelope,
+    ) -> Result<RsvpOutcome, RsvpError> {
+        let table = &self.table.table;
+        let (pk, _) = event_key(&event.id);
+        let mut rsvp: Item = HashMap::from([
+            ("pk".to_owned(), s(pk)),
+            ("sk".to_owned(), s(format!("RSVP#{user}"))),
+            ("entity".to_owned(), s("rsvp")),
+            ("event_id".to_owned(), s(event.id.to_string())),
+            ("user_id".to_owned(), s(user.as_str())),
+            ("at".to_owned(), s(now.to_string())),
+        ]);
+        rsvp.insert("user_pk".into(), s(format!("USER#{user}")));
+        rsvp.insert("user_sk".into(), s(ulid::Ulid::generate().to_string()));
+        let seat = Update::builder()
+            .table_name(table)
+            .set_key(Some(EventTable::key(&event.id)))
+            .update_expression("SET attendees = if_not_exists(attendees, :zero) + :one")
+            .condition_expression(
+                "#status = :scheduled AND starts_at > :now \
+                 AND (attribute_not_exists(#capacity) OR attribute_not_exists(attendees) \
+                 OR attendees < #capacity)",
+            )
+            .expression_attribute_names("#status", "status")
+            // `capacity` is a DynamoDB reserved word: expressions must alias it.
+            .expression_attribute_names("#capacity", "capacity")
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":scheduled", s("scheduled"))
+            .expression_attribute_values(":now", s(now.to_string()))
+            .build()
+            .map_err(StoreError::unavailable)?;
+        let mut attempt = 0;
+        loop {
+            let result = self
+                .table
+                .client
+                .transact_write_items()
+                .transact_items(put_new(table, rsvp.clone())?)
+                .transact_items(TransactWriteItem::builder().update(seat.clone()).build())
+                .transact_items(outbox_put(table, envelope)?)
+                .send()
+                .await;
+            let error = match result {
+                Ok(_) => return Ok(RsvpOutcome::Created),
+                Err(error) => error.into_service_error(),
+            };
+            let failed = condition_failures(&error);
+            if failed.contains(&0) {
+                return Ok(RsvpOutcome::AlreadyGoing);
+            }
+            if failed.contains(&1) {
+                let current = self.table.get(&event.id, Consistency::Strong).await?;
+                return Err(match current {
+                    Some(e) if !e.is_cancelled() && e.starts_at > now => RsvpError::Full,
+                    _ => RsvpError::Closed,
+                });
+            }
+            // Two RSVPs racing for the same event item: DynamoDB cancels one with a
+            // TransactionConflict. Retrying re-evaluates the seat count, so the loser either
+            // gets the next seat or learns the event is full.
+            attempt += 1;
+            if !is_conflict(&error) || attempt >= 8 {
+                return Err(StoreError::unavailable(error).into());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20 * attempt + jitter_ms())).await;
+        }
+    }
+
+    async fn cancel_rsvp(
+        &self,
+        event: &EventId,
+        user: &UserId,
+        envelope: &Envelope,
+    ) -> Result<bool, StoreError> {
+        let table = &self.table.table;
+        let (pk, _) = event_key(event);
+        let delete = Delete::builder()
+            .table_name(table)
+            .key("pk", s(pk))
+            .key("sk", s(format!("RSVP#{user}")))
+            .condition_expression("attribute_exists(pk)")
+            .build()
+            .map_err(StoreError::unavailable)?;
+        let free = Update::builder()
+            .table_name(table)
+            .set_key(Some(EventTable::key(event)))
+            .update_expression("SET attendees = attendees - :one")
+            .condition_expression("attendees > :zero")
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .build()
+            .map_err(StoreError::unavailable)?;
+        let mut attempt = 0;
+        loop {
+            let result = self
+                .table
+                .client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().delete(delete.clone()).build())
+                .transact_items(TransactWriteItem::builder().update(free.clone()).build())
+                .transact_items(outbox_put(table, envelope)?)
+                .send()
+                .await;
+            let error = match result {
+                Ok(_) => return Ok(true),
+                Err(error) => error.into_service_error(),
+            };
+            if condition_failures(&error).contains(&0) {
+                return Ok(false);
+            }
+            attempt += 1;
+            if !is_conflict(&error) || attempt >= 8 {
+                return Err(StoreError::unavailable(error));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20 * attempt + jitter_ms())).await;
+        }
+    }
+
+    async fn rsvps_of(&self, user: &UserId, limit: u16) -> Result<Vec<EventId>, StoreError> {
+        let output = self
+            .table
+            .client
+            .query()
+            .table_name(&self.table.table)
+            .index_name(RSVP_INDEX)
+            .key_condition_expression("user_pk = :u")
+            .expression_attribute_values(":u", s(format!("USER#{user}")))
+            .scan_index_forward(false)
+            .limit(i32::from(limit))
+            .send()
+            .await
+            .map_err(|e| StoreError::unavailable(e.into_service_error()))?;
+        output
+            .items
+            .unwrap_or_default()
+            .iter()
+            .map(|item| {
+                let raw = item.get("event_id").and_then(|v| v.as_s().ok());
+                raw.and_then(|id| EventId::parse("event_id", id).ok())
+                    .ok_or_else(|| StoreError::Corrupt("an RSVP without an event id".into()))
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl crate::ports::EventScan for DynamoEventStore {
+    async fn scan_page(
+        &self,
+        resume: Option<String>,
+    ) -> Result<(Vec<Event>, Option<String>), StoreError> {
+        // The resume token is the last key DynamoDB evaluated, "pk\nsk": the filter runs after
+        // the read, so that key may belong to any kind of item, not only an event.
+        let start = match resume {
+            Some(token) => {
+                let (pk, sk) = token
+                    .split_once('\n')
+                    .ok_or_else(|| StoreError::Corrupt("malformed scan resume token".into()))?;
+                Some(HashMap::from([
+                    ("pk".to_owned(), s(pk)),
+                    ("sk".to_owned(), s(sk)),
+                ]))
+            }
+            None => None,
+        };
+        let output = self
+            .table
+            .client
+            .scan()
+            .table_name(&self.table.table)
+            .filter_expression("entity = :event")
+            .expression_attribute_values(":event", s(EVENT_ENTITY))
+            .set_exclusive_start_key(start)
+            .limit(200)
+            .send()
+            .await
+            .map_err(|e| StoreError::unavailable(e.into_service_error()))?;
+        let next = output.last_evaluated_key.as_ref().and_then(|key| {
+            let pk = key.get("pk")?.as_s().ok()?;
+            let sk = key.get("sk")?.as_s().ok()?;
+            Some(format!("{pk}\n{sk}"))
+        });
+        let events = output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(EventTable::from_item)
+            .collect::<Result<_, _>>()?;
+        Ok((events, next))
+    }
+}
+
+/// The index of RSVPs by user (`user_pk`, newest `user_sk` first).
+const RSVP_INDEX: &str = "by_user";
+
+fn is_conflict(error: &TransactWriteItemsError) -> bool {
+    match error {
+        TransactWriteItemsError::TransactionCanceledException(e) => e
+            .cancellation_reasons()
+            .iter()
+            .any(|r| r.code() == Some("TransactionConflict")),
+        TransactWriteItemsError::TransactionInProgressException(_) => true,
+        _ => false,
+    }
+}
+
+/// A few milliseconds of spread, so racing retries do not collide again in lockstep.
+fn jitter_ms() -> u64 {
+    u64::from(ulid::Ulid::generate().random() as u8 % 20)
 }
 
 /// A transaction entry that puts `item` only if nothing has its key yet.
@@ -277,6 +618,10 @@ impl EventReader for DynamoReadModel {
         consistency: Consistency,
     ) -> Result<Option<Event>, StoreError> {
         self.table.get(id, consistency).await
+    }
+
+    async fn get_many(&self, ids: &[EventId]) -> Result<Vec<Event>, StoreError> {
+        self.table.get_many(ids).await
     }
 
     async fn list_upcoming(&self, page: PageRequest) -> Result<Page<Event>, StoreError> {

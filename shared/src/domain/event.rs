@@ -303,6 +303,29 @@ pub struct EventDraft {
     pub capacity: Option<Capacity>,
 }
 
+/// Whether a meetup is still on. Cancelled events are kept for history but never listed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventStatus {
+    #[default]
+    Scheduled,
+    Cancelled,
+}
+
+/// The fields an organizer may change after creation; `None` leaves a field as it is.
+/// `capacity: Some(None)` removes the limit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventPatch {
+    pub title: Option<Title>,
+    pub description: Option<Description>,
+    pub starts_at: Option<Timestamp>,
+    pub ends_at: Option<Timestamp>,
+    pub venue: Option<Venue>,
+    pub tags: Option<Tags>,
+    pub visibility: Option<Visibility>,
+    pub capacity: Option<Option<Capacity>>,
+}
+
 /// A meetup as stored, projected and published.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -318,6 +341,9 @@ pub struct Event {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity: Option<Capacity>,
     pub organizer_id: UserId,
+    /// Absent in items written before cancellation existed: those are scheduled.
+    #[serde(default)]
+    pub status: EventStatus,
     pub created_at: Timestamp,
     pub version: u64,
 }
@@ -335,9 +361,76 @@ impl Event {
             visibility: draft.visibility,
             capacity: draft.capacity,
             organizer_id,
+            status: EventStatus::Scheduled,
             created_at: now,
             version: 1,
         }
+    }
+
+    /// The event with `patch` applied, as the next version, and the names of the fields that
+    /// changed. A patch that changes nothing gives back the same version and no names.
+    pub fn patched(
+        &self,
+        patch: EventPatch,
+        now: Timestamp,
+    ) -> Result<(Self, Vec<&'static str>), FieldError> {
+        let mut next = self.clone();
+        let starts_at = patch.starts_at.unwrap_or(self.starts_at);
+        let ends_at = patch.ends_at.unwrap_or(self.ends_at);
+        let schedule = if patch.starts_at.is_some_and(|s| s != self.starts_at) {
+            Schedule::upcoming(starts_at, ends_at, now)?
+        } else {
+            Schedule::new(starts_at, ends_at)?
+        };
+        next.starts_at = schedule.starts_at();
+        next.ends_at = schedule.ends_at();
+        if let Some(title) = patch.title {
+            next.title = title;
+        }
+        if let Some(description) = patch.description {
+            next.description = description;
+        }
+        if let Some(venue) = patch.venue {
+            next.venue = venue;
+        }
+        if let Some(tags) = patch.tags {
+            next.tags = tags;
+        }
+        if let Some(visibility) = patch.visibility {
+            next.visibility = visibility;
+        }
+        if let Some(capacity) = patch.capacity {
+            next.capacity = capacity;
+        }
+        let changed: Vec<&'static str> = [
+            ("title", next.title != self.title),
+            ("description", next.description != self.description),
+            ("starts_at", next.starts_at != self.starts_at),
+            ("ends_at", next.ends_at != self.ends_at),
+            ("venue", next.venue != self.venue),
+            ("tags", next.tags != self.tags),
+            ("visibility", next.visibility != self.visibility),
+            ("capacity", next.capacity != self.capacity),
+        ]
+        .into_iter()
+        .filter_map(|(name, differs)| differs.then_some(name))
+        .collect();
+        if !changed.is_empty() {
+            next.version = self.version + 1;
+        }
+        Ok((next, changed))
+    }
+
+    /// The event as cancelled, as the next version.
+    pub fn cancelled(&self) -> Self {
+        let mut next = self.clone();
+        next.status = EventStatus::Cancelled;
+        next.version = self.version + 1;
+        next
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.status == EventStatus::Cancelled
     }
 
     /// Whether `viewer` may see this event at all. Private events are the organizer's alone;
@@ -349,8 +442,9 @@ impl Event {
         }
     }
 
+    /// Listed in GET /events (and its indexes): public and not cancelled.
     pub fn is_listed_publicly(&self) -> bool {
-        self.visibility == Visibility::Public
+        self.visibility == Visibility::Public && self.status == EventStatus::Scheduled
     }
 }
 
@@ -435,6 +529,55 @@ mod tests {
         assert!(event.is_visible_to(Some(&organizer)));
         assert!(!event.is_visible_to(Some(&stranger)));
         assert!(!event.is_visible_to(None));
+    }
+
+    #[test]
+    fn a_patch_bumps_the_version_and_names_what_changed() {
+        let event = sample_event(UserId::parse("sub", "u").unwrap());
+        let patch = EventPatch {
+            venue: Some(Venue::parse("venue", "Library").unwrap()),
+            title: Some(event.title.clone()),
+            ..Default::default()
+        };
+
+        let (next, changed) = event.patched(patch, at("2026-12-01T00:00:00Z")).unwrap();
+
+        assert_eq!(changed, ["venue"]);
+        assert_eq!(next.version, event.version + 1);
+        let (same, nothing) = next
+            .patched(EventPatch::default(), at("2026-12-01T00:00:00Z"))
+            .unwrap();
+        assert!(nothing.is_empty());
+        assert_eq!(same.version, next.version);
+    }
+
+    #[test]
+    fn a_patch_keeps_the_schedule_valid() {
+        let event = sample_event(UserId::parse("sub", "u").unwrap());
+        let now = at("2026-12-01T00:00:00Z");
+        let backwards = EventPatch {
+            ends_at: Some(at("2026-12-31T00:00:00Z")),
+            ..Default::default()
+        };
+        let into_the_past = EventPatch {
+            starts_at: Some(at("2026-11-01T00:00:00Z")),
+            ..Default::default()
+        };
+
+        assert_eq!(event.patched(backwards, now).unwrap_err().field, "ends_at");
+        assert_eq!(
+            event.patched(into_the_past, now).unwrap_err().field,
+            "starts_at"
+        );
+    }
+
+    #[test]
+    fn a_cancelled_event_is_not_listed() {
+        let event = sample_event(UserId::parse("sub", "u").unwrap());
+        let cancelled = event.cancelled();
+        assert!(event.is_listed_publicly());
+        assert!(!cancelled.is_listed_publicly());
+        assert_eq!(cancelled.version, event.version + 1);
     }
 
     #[test]

@@ -16,6 +16,8 @@ impl FieldError {
     }
 }
 
+impl std::error::Error for FieldError {}
+
 impl fmt::Display for FieldError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.field, self.message)

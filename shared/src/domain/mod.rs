@@ -61,8 +61,8 @@ mod time;
 mod user;
 
 pub use event::{
-    Capacity, Description, Event, EventDraft, EventId, Schedule, Tag, Tags, Title, UserId, Venue,
-    Visibility,
+    Capacity, Description, Event, EventDraft, EventId, EventPatch, EventStatus, Schedule, Tag,
+    Tags, Title, UserId, Venue, Visibility,
 };
 pub use field::{FieldError, FieldErrors};
 pub use time::Timestamp;

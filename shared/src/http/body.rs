@@ -149,6 +149,16 @@ impl JsonObject {
         }
     }
 
+    /// `Ok(None)` when absent, `Ok(Some(None))` when explicitly `null` (clear the field),
+    /// `Ok(Some(Some(n)))` for a non-negative integer.
+    pub fn nullable_u64(&mut self, field: &str) -> Result<Option<Option<u64>>, Recorded> {
+        if matches!(self.map.get(field), Some(Value::Null)) {
+            self.map.remove(field);
+            return Ok(Some(None));
+        }
+        Ok(self.optional_u64(field)?.map(Some))
+    }
+
     /// A list of strings; each element that is not a string is named by its index.
     pub fn optional_str_list(&mut self, field: &str) -> Result<Option<Vec<String>>, Recorded> {
         match self.take(field) {

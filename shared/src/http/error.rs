@@ -19,6 +19,12 @@ pub enum ApiError {
     Unauthenticated(&'static str),
     #[error("not found")]
     NotFound,
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    #[error("precondition failed: {0}")]
+    PreconditionFailed(String),
+    #[error("precondition required: {0}")]
+    PreconditionRequired(&'static str),
     #[error("method not allowed")]
     MethodNotAllowed { allow: &'static str },
     #[error("conflict: {0}")]
@@ -67,6 +73,9 @@ impl ApiError {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            Self::PreconditionRequired(_) => StatusCode::PRECONDITION_REQUIRED,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -86,6 +95,11 @@ impl ApiError {
             ),
             Self::Unauthenticated(_) => ("/problems/unauthenticated", "Authentication required"),
             Self::NotFound => ("/problems/not-found", "Not found"),
+            Self::Forbidden(_) => ("/problems/forbidden", "Forbidden"),
+            Self::PreconditionFailed(_) => ("/problems/precondition-failed", "Precondition failed"),
+            Self::PreconditionRequired(_) => {
+                ("/problems/precondition-required", "Precondition required")
+            }
             Self::MethodNotAllowed { .. } => ("/problems/method-not-allowed", "Method not allowed"),
             Self::Conflict(_) => ("/problems/conflict", "Conflict"),
             Self::TooManyRequests { .. } => ("/problems/too-many-requests", "Too many requests"),
@@ -105,7 +119,10 @@ impl ApiError {
             ),
             Self::PayloadTooLarge { limit } => Some(format!("the limit is {limit} bytes")),
             Self::Unauthenticated(reason) => Some((*reason).to_owned()),
-            Self::Conflict(detail) => Some(detail.clone()),
+            Self::Conflict(detail) | Self::PreconditionFailed(detail) => Some(detail.clone()),
+            Self::Forbidden(detail) | Self::PreconditionRequired(detail) => {
+                Some((*detail).to_owned())
+            }
             Self::TooManyRequests {
                 retry_after_seconds,
             } => Some(format!("retry in {retry_after_seconds} seconds")),
