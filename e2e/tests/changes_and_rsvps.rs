@@ -229,3 +229,150 @@ async fn a_cancelled_event_disappears_from_listings_but_stays_readable() {
     assert_eq!(view["id"], id.as_str());
     assert_eq!(rsvp(&stack, "late-comer", &id).await, 409);
 }
+
+#[tokio::test]
+async fn analytics_count_each_rsvp_once_even_when_it_arrives_three_times() {
+    let stack = Stack::load().await;
+    let config = evently_e2e::sdk_config().await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&config);
+    let sns = aws_sdk_sns::Client::new(&config);
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&config);
+    let event = create(&stack, "counter-owner", body(None)).await;
+    let id = event["id"].as_str().unwrap().to_owned();
+    let correlation = correlation_id("count");
+    let since = evently_e2e::now_ms() - 1_000;
+
+    let first = stack
+        .http
+        .post(stack.url(&format!("/events/{id}/rsvp")))
+        .bearer_auth(stack.token("counter-a"))
+        .header("x-correlation-id", &correlation)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 201);
+    assert_eq!(rsvp(&stack, "counter-b", &id).await, 201);
+    let withdrawn = stack
+        .http
+        .delete(stack.url(&format!("/events/{id}/rsvp")))
+        .bearer_auth(stack.token("counter-b"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(withdrawn.status(), 204);
+    let outbox = dynamo
+        .scan()
+        .table_name(stack.output("EventsTableName"))
+        .filter_expression("correlation_id = :c")
+        .expression_attribute_values(
+            ":c",
+            aws_sdk_dynamodb::types::AttributeValue::S(correlation.clone()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let envelope = outbox.items()[0]["envelope"].as_s().unwrap().clone();
+    for _ in 0..2 {
+        sns.publish()
+            .topic_arn(stack.output("EventsTopicArn"))
+            .message(&envelope)
+            .message_attributes("type", attribute("evently.rsvp.created.v1"))
+            .message_attributes("correlationid", attribute(&correlation))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    eventually(
+        "two redeliveries skipped by analytics",
+        PROPAGATION,
+        || async {
+            let lines = stack.log_lines(&logs, "AnalyticsFunctionName", since).await;
+            let skipped = lines
+                .iter()
+                .filter(|l| l.contains(&correlation) && l.contains("already counted"))
+                .count();
+            (skipped >= 2).then_some(())
+        },
+    )
+    .await;
+    let stats = eventually("exact counts", PROPAGATION, || async {
+        let stats: Value = stack
+            .http
+            .get(stack.url(&format!("/events/{id}/stats")))
+            .bearer_auth(stack.token("counter-owner"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (stats["rsvps_cancelled"] == 1).then_some(stats)
+    })
+    .await;
+    assert_eq!(
+        (stats["going"].as_i64(), stats["rsvps_created"].as_i64()),
+        (Some(1), Some(2))
+    );
+    let not_owner = stack
+        .http
+        .get(stack.url(&format!("/events/{id}/stats")))
+        .bearer_auth(stack.token("counter-a"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_owner.status(), 403);
+}
+
+#[tokio::test]
+async fn daily_analytics_are_for_admins_only() {
+    let stack = Stack::load().await;
+    create(&stack, "daily-owner", body(None)).await;
+    let admin = evently_shared::domain::UserId::parse("sub", "e2e-admin").unwrap();
+    let admin_token = stack
+        .signer
+        .issue_with_roles(
+            &admin,
+            &["admin".to_owned()],
+            chrono::Utc::now().timestamp(),
+        )
+        .token;
+    let today = chrono::Utc::now().date_naive().to_string();
+
+    let as_user = stack
+        .http
+        .get(stack.url("/analytics/daily"))
+        .bearer_auth(stack.token("daily-owner"))
+        .send()
+        .await
+        .unwrap();
+    let counted = eventually("today's event count", PROPAGATION, || async {
+        let daily: Value = stack
+            .http
+            .get(stack.url("/analytics/daily"))
+            .bearer_auth(&admin_token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        daily["days"]
+            .as_array()?
+            .iter()
+            .find(|d| d["day"] == today.as_str() && d["events_created"].as_i64() > Some(0))
+            .cloned()
+    })
+    .await;
+
+    assert_eq!(as_user.status(), 403);
+    assert!(counted["events_created"].as_i64().unwrap() >= 1);
+}
+
+fn attribute(value: &str) -> aws_sdk_sns::types::MessageAttributeValue {
+    aws_sdk_sns::types::MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(value)
+        .build()
+        .unwrap()
+}

@@ -22,6 +22,8 @@ export const EVENT_CREATED = 'evently.event.created.v1';
 export const USER_CREATED = 'evently.user.created.v1';
 export const EVENT_UPDATED = 'evently.event.updated.v1';
 export const EVENT_CANCELLED = 'evently.event.cancelled.v1';
+export const RSVP_CREATED = 'evently.rsvp.created.v1';
+export const RSVP_CANCELLED = 'evently.rsvp.cancelled.v1';
 
 /** Everything the stack reads from CDK context (`-c key=value` or cdk.json). */
 export interface EventlySettings extends StackProps {
@@ -41,6 +43,8 @@ export interface EventlySettings extends StackProps {
   /** The SES identity welcome mail is sent from. */
   readonly mailFrom: string;
   readonly tokenTtlSeconds: string;
+  /** Comma-separated addresses whose tokens carry the admin role. */
+  readonly adminEmails?: string;
 }
 
 export function settingsFromContext(scope: Construct): EventlySettings {
@@ -68,6 +72,7 @@ export function settingsFromContext(scope: Construct): EventlySettings {
     alarmEmail: ctx('alarmEmail'),
     mailFrom: ctx('mailFrom') ?? 'welcome@evently.local',
     tokenTtlSeconds: ctx('tokenTtlSeconds') ?? '900',
+    adminEmails: ctx('adminEmails'),
   };
 }
 
@@ -162,6 +167,15 @@ export class EventlyStack extends Stack {
       alarmTopic.addSubscription(new EmailSubscription(settings.alarmEmail));
     }
 
+    // Counters, and a marker per counted envelope (expiring by TTL) for exactly-once counting.
+    const analyticsTable = new TableV2(this, 'AnalyticsTable', {
+      partitionKey: { name: 'pk', type: AttributeType.STRING },
+      sortKey: { name: 'sk', type: AttributeType.STRING },
+      timeToLiveAttribute: 'expires_at',
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      removalPolicy,
+    });
+
     // ---- Token keys --------------------------------------------------------------------
     // The key ring is generated at deploy time by the jwt-keys custom resource and kept in this
     // secret; only the public keys come back into the template, for the verifying functions.
@@ -207,9 +221,13 @@ export class EventlyStack extends Stack {
       environment: {
         EVENTS_TABLE: eventsTable.tableName,
         READ_MODEL_TABLE: readModelTable.tableName,
+        ANALYTICS_TABLE: analyticsTable.tableName,
         ...jwtEnvironment,
       },
     });
+    eventsApi.addToRolePolicy(
+      new PolicyStatement({ actions: ['dynamodb:GetItem', 'dynamodb:Query'], resources: [analyticsTable.tableArn] }),
+    );
     // Transaction entries need the matching item actions (Put, Update, Delete: RSVPs only).
     eventsApi.addToRolePolicy(
       new PolicyStatement({
@@ -284,6 +302,7 @@ export class EventlyStack extends Stack {
         EVENTS_TABLE: eventsTable.tableName,
         JWT_KEY_SECRET_ID: keySecret.secretArn,
         TOKEN_TTL_SECONDS: settings.tokenTtlSeconds,
+        ...(settings.adminEmails ? { ADMIN_EMAILS: settings.adminEmails } : {}),
         ...jwtEnvironment,
       },
     });
@@ -303,6 +322,17 @@ export class EventlyStack extends Stack {
     );
     authApi.addToRolePolicy(
       new PolicyStatement({ actions: ['secretsmanager:GetSecretValue'], resources: [keySecret.secretArn] }),
+    );
+
+    const analytics = this.consumer(
+      'analytics',
+      [EVENT_CREATED, USER_CREATED, RSVP_CREATED, RSVP_CANCELLED],
+      { ANALYTICS_TABLE: analyticsTable.tableName },
+      topic,
+      alarmTopic,
+    );
+    analytics.fn.addToRolePolicy(
+      new PolicyStatement({ actions: ['dynamodb:PutItem', 'dynamodb:UpdateItem'], resources: [analyticsTable.tableArn] }),
     );
 
     const sender = new EmailIdentity(this, 'MailSender', { identity: Identity.email(settings.mailFrom) });
@@ -378,6 +408,8 @@ export class EventlyStack extends Stack {
       integration: eventsIntegration,
     });
     this.api.addRoutes({ path: '/me/rsvps', methods: [HttpMethod.GET], integration: eventsIntegration });
+    this.api.addRoutes({ path: '/events/{id}/stats', methods: [HttpMethod.GET], integration: eventsIntegration });
+    this.api.addRoutes({ path: '/analytics/daily', methods: [HttpMethod.GET], integration: eventsIntegration });
     const authIntegration = new HttpLambdaIntegration('AuthApi', authApi);
     this.api.addRoutes({ path: '/signup', methods: [HttpMethod.POST], integration: authIntegration });
     this.api.addRoutes({ path: '/login', methods: [HttpMethod.POST], integration: authIntegration });
@@ -412,6 +444,9 @@ export class EventlyStack extends Stack {
     out('WelcomeEmailQueueUrl', welcomeEmail.queue.queueUrl, 'welcome-email queue');
     out('WelcomeEmailDlqUrl', welcomeEmail.dlq.queueUrl, 'welcome-email dead-letter queue');
     out('MailFrom', settings.mailFrom, 'Sender identity of welcome mail');
+    out('AnalyticsTableName', analyticsTable.tableName, 'Counters');
+    out('AnalyticsQueueUrl', analytics.queue.queueUrl, 'analytics queue');
+    out('AnalyticsFunctionName', analytics.fn.functionName, 'analytics function');
     out('AuthApiFunctionName', authApi.functionName, 'auth-api function');
     out('WelcomeEmailFunctionName', welcomeEmail.fn.functionName, 'welcome-email function');
     out('EventsApiFunctionName', eventsApi.functionName, 'events-api function');

@@ -8,7 +8,7 @@ import { Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { EventlyStack, settingsFromContext } from '../lib/evently-stack';
 
-const FUNCTIONS = ['events-api', 'outbox-relay', 'read-model-updater', 'auth-api', 'welcome-email', 'jwt-keys'];
+const FUNCTIONS = ['events-api', 'outbox-relay', 'read-model-updater', 'auth-api', 'welcome-email', 'jwt-keys', 'analytics'];
 
 /** Placeholder bootstraps: the template, not the binaries, is under test here. */
 function fakeAssets(): string {
@@ -165,7 +165,7 @@ describe('the synthesized stack', () => {
 
   it('declares tables on demand with point-in-time recovery, a stream and TTL on the outbox', () => {
     const tables = resourcesOf(aws, 'AWS::DynamoDB::GlobalTable');
-    assert.equal(tables.length, 4);
+    assert.equal(tables.length, 5);
     for (const [id, t] of tables) {
       assert.equal(t.BillingMode, 'PAY_PER_REQUEST', id);
       for (const replica of t.Replicas) {
@@ -177,7 +177,7 @@ describe('the synthesized stack', () => {
     );
     assert.equal(listed.length, 2, 'events and read-model tables share the listing index');
     const withTtl = tables.filter(([, t]) => t.TimeToLiveSpecification?.Enabled);
-    assert.equal(withTtl.length, 3, 'outbox, failed logins and idempotency records expire');
+    assert.equal(withTtl.length, 4, 'outbox, failed logins, idempotency records and counted markers expire');
     const events = tables.find(([, t]) => t.StreamSpecification);
     assert.ok(events);
     assert.equal(events[1].StreamSpecification.StreamViewType, 'NEW_IMAGE');
@@ -225,8 +225,10 @@ describe('the synthesized stack', () => {
       'DELETE /events/{id}',
       'DELETE /events/{id}/rsvp',
       'GET /.well-known/jwks.json',
+      'GET /analytics/daily',
       'GET /events',
       'GET /events/{id}',
+      'GET /events/{id}/stats',
       'GET /me',
       'GET /me/rsvps',
       'PATCH /events/{id}',

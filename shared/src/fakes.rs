@@ -574,3 +574,78 @@ impl crate::ports::EventScan for InMemoryEvents {
         Ok((page, next))
     }
 }
+
+/// Counters in memory, exactly once per envelope id.
+#[derive(Debug, Default)]
+pub struct InMemoryAnalytics {
+    seen: Mutex<std::collections::BTreeSet<String>>,
+    stats: Mutex<BTreeMap<EventId, crate::ports::EventStats>>,
+    daily: Mutex<BTreeMap<String, crate::ports::DailyCounts>>,
+}
+
+#[async_trait]
+impl crate::ports::Analytics for InMemoryAnalytics {
+    async fn record(
+        &self,
+        envelope_id: &str,
+        count: &crate::ports::Count,
+    ) -> Result<bool, StoreError> {
+        use crate::ports::Count;
+        if !self.seen.lock().unwrap().insert(envelope_id.to_owned()) {
+            return Ok(false);
+        }
+        let mut daily = self.daily.lock().unwrap();
+        let mut stats = self.stats.lock().unwrap();
+        match count {
+            Count::EventCreated { day } => daily_entry(&mut daily, day).events_created += 1,
+            Count::Signup { day } => daily_entry(&mut daily, day).signups += 1,
+            Count::RsvpCreated { event } => {
+                let s = stats.entry(*event).or_default();
+                s.going += 1;
+                s.rsvps_created += 1;
+            }
+            Count::RsvpCancelled { event } => {
+                let s = stats.entry(*event).or_default();
+                s.going -= 1;
+                s.rsvps_cancelled += 1;
+            }
+        }
+        Ok(true)
+    }
+
+    async fn event_stats(&self, event: &EventId) -> Result<crate::ports::EventStats, StoreError> {
+        Ok(self
+            .stats
+            .lock()
+            .unwrap()
+            .get(event)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn daily(
+        &self,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<crate::ports::DailyCounts>, StoreError> {
+        Ok(self
+            .daily
+            .lock()
+            .unwrap()
+            .range(from.to_owned()..=to.to_owned())
+            .map(|(_, v)| v.clone())
+            .collect())
+    }
+}
+
+fn daily_entry<'a>(
+    daily: &'a mut BTreeMap<String, crate::ports::DailyCounts>,
+    day: &str,
+) -> &'a mut crate::ports::DailyCounts {
+    daily
+        .entry(day.to_owned())
+        .or_insert_with(|| crate::ports::DailyCounts {
+            day: day.to_owned(),
+            ..Default::default()
+        })
+}

@@ -341,3 +341,41 @@ pub trait EventScan: Send + Sync {
         resume: Option<String>,
     ) -> Result<(Vec<Event>, Option<String>), StoreError>;
 }
+
+// ---- Analytics -------------------------------------------------------------------------
+
+/// One counter increment that an envelope stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Count {
+    EventCreated { day: String },
+    Signup { day: String },
+    RsvpCreated { event: EventId },
+    RsvpCancelled { event: EventId },
+}
+
+/// Counters per event.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct EventStats {
+    /// RSVPs made minus RSVPs withdrawn.
+    pub going: i64,
+    pub rsvps_created: i64,
+    pub rsvps_cancelled: i64,
+}
+
+/// Counters per UTC day (`YYYY-MM-DD`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DailyCounts {
+    pub day: String,
+    pub events_created: i64,
+    pub signups: i64,
+}
+
+/// Exactly-once counters: an envelope is counted at most once, however often it arrives.
+#[async_trait]
+pub trait Analytics: Send + Sync {
+    /// Applies `count` for `envelope_id`; `false` if that envelope was counted before.
+    async fn record(&self, envelope_id: &str, count: &Count) -> Result<bool, StoreError>;
+    async fn event_stats(&self, event: &EventId) -> Result<EventStats, StoreError>;
+    /// Days from `from` to `to` inclusive (`YYYY-MM-DD`), only those with counts.
+    async fn daily(&self, from: &str, to: &str) -> Result<Vec<DailyCounts>, StoreError>;
+}

@@ -167,6 +167,22 @@ pub struct Claims {
     pub iat: i64,
     pub nbf: i64,
     pub jti: String,
+    /// Extra powers, e.g. `admin`. Absent for ordinary users.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+}
+
+/// Who a verified token speaks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subject {
+    pub user_id: UserId,
+    pub roles: Vec<String>,
+}
+
+impl Subject {
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
 }
 
 /// What verifying functions need: the issuer's public keys and the expected `iss` and `aud`.
@@ -240,7 +256,7 @@ impl TokenVerifier {
         Ok(Self { keys, validation })
     }
 
-    pub fn verify(&self, token: &str) -> Result<UserId, TokenError> {
+    pub fn verify(&self, token: &str) -> Result<Subject, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
         if header.alg != Algorithm::EdDSA {
             return Err(TokenError::Invalid);
@@ -258,7 +274,11 @@ impl TokenVerifier {
                     _ => TokenError::Invalid,
                 }
             })?;
-        UserId::parse("sub", &data.claims.sub).map_err(|_| TokenError::Invalid)
+        let user_id = UserId::parse("sub", &data.claims.sub).map_err(|_| TokenError::Invalid)?;
+        Ok(Subject {
+            user_id,
+            roles: data.claims.roles,
+        })
     }
 }
 
@@ -304,7 +324,12 @@ impl TokenSigner {
 
     /// A token for `sub`, valid from `now` (Unix seconds).
     pub fn issue(&self, sub: &UserId, now: i64) -> IssuedToken {
-        let claims = self.claims_for(sub.as_str(), now);
+        self.issue_with_roles(sub, &[], now)
+    }
+
+    pub fn issue_with_roles(&self, sub: &UserId, roles: &[String], now: i64) -> IssuedToken {
+        let mut claims = self.claims_for(sub.as_str(), now);
+        claims.roles = roles.to_vec();
         IssuedToken {
             token: self.sign(&claims),
             expires_in: self.ttl_seconds,
@@ -328,6 +353,7 @@ impl TokenSigner {
             iat: now,
             nbf: now,
             jti: ulid::Ulid::generate().to_string(),
+            roles: Vec::new(),
         }
     }
 }
@@ -366,8 +392,20 @@ mod tests {
 
         let issued = signer.issue(&user, now());
 
-        assert_eq!(verifier.verify(&issued.token), Ok(user));
+        assert_eq!(verifier.verify(&issued.token).map(|s| s.user_id), Ok(user));
         assert_eq!(issued.expires_in, 600);
+    }
+
+    #[test]
+    fn roles_travel_in_the_token() {
+        let (_, signer, verifier) = setup();
+        let user = UserId::parse("sub", "boss").unwrap();
+
+        let admin = signer.issue_with_roles(&user, &["admin".to_owned()], now());
+        let plain = signer.issue(&user, now());
+
+        assert!(verifier.verify(&admin.token).unwrap().has_role("admin"));
+        assert!(!verifier.verify(&plain.token).unwrap().has_role("admin"));
     }
 
     #[test]

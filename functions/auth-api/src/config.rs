@@ -1,4 +1,5 @@
 use evently_shared::config::{ConfigError, parsed_or, required};
+use evently_shared::domain::Email;
 use evently_shared::tokens::{MAX_TOKEN_TTL_SECONDS, PublicKey, parse_public_keys};
 
 /// Everything `auth-api` reads from its environment.
@@ -12,6 +13,8 @@ pub struct Config {
     pub issuer: String,
     pub audience: String,
     pub token_ttl_seconds: i64,
+    /// Addresses whose tokens carry the admin role (`ADMIN_EMAILS`, comma-separated).
+    pub admins: Vec<Email>,
 }
 
 impl Config {
@@ -36,6 +39,18 @@ impl Config {
             issuer: required("JWT_ISSUER")?,
             audience: required("JWT_AUDIENCE")?,
             token_ttl_seconds,
+            admins: std::env::var("ADMIN_EMAILS")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|raw| !raw.is_empty())
+                .map(|raw| {
+                    Email::parse("ADMIN_EMAILS", raw).map_err(|e| ConfigError::Invalid {
+                        name: "ADMIN_EMAILS",
+                        reason: e.to_string(),
+                    })
+                })
+                .collect::<Result<_, _>>()?,
         })
     }
 }

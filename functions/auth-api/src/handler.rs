@@ -20,6 +20,8 @@ pub struct App<U, T> {
     pub signer: TokenSigner,
     pub verifier: TokenVerifier,
     pub public_keys: Vec<PublicKey>,
+    /// Addresses whose tokens carry the admin role.
+    pub admins: Vec<Email>,
 }
 
 #[derive(Serialize)]
@@ -164,6 +166,7 @@ impl<U: UserStore, T: LoginThrottle> App<U, T> {
             &self.throttle,
             &self.hasher,
             &self.signer,
+            &self.admins,
             email,
             password,
             Timestamp::now(),
@@ -247,6 +250,7 @@ mod tests {
             signer: TokenSigner::new(&ring.current, ISSUER, AUDIENCE, 900).unwrap(),
             verifier: TokenVerifier::new(&config).unwrap(),
             public_keys: ring.public_keys(),
+            admins: vec![Email::parse("email", "boss@example.com").unwrap()],
         }
     }
 
@@ -455,5 +459,29 @@ mod tests {
             assert_eq!(key["x"], expected.x.as_str());
             assert!(key.get("d").is_none(), "never the private part");
         }
+    }
+
+    #[tokio::test]
+    async fn admins_get_the_admin_role_and_others_do_not() {
+        let app = app();
+        for email in ["boss@example.com", "ada@example.com"] {
+            app.handle(post("/signup", signup_body(email))).await;
+        }
+        let role_of = |email: &'static str| {
+            let app = &app;
+            async move {
+                let login = app
+                    .handle(post(
+                        "/login",
+                        json!({ "email": email, "password": "correct horse battery" }),
+                    ))
+                    .await;
+                let token = json_of(&login)["access_token"].as_str().unwrap().to_owned();
+                app.verifier.verify(&token).unwrap().has_role("admin")
+            }
+        };
+
+        assert!(role_of("boss@example.com").await);
+        assert!(!role_of("ada@example.com").await);
     }
 }

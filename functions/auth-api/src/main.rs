@@ -49,6 +49,7 @@ async fn main() -> Result<(), Error> {
         signer,
         verifier,
         public_keys: config.public_keys,
+        admins: config.admins,
     });
     lambda_http::run(service_fn(move |request: Request| {
         let app = Arc::clone(&app);

@@ -6,6 +6,7 @@ use evently_shared::tokens::{TokenConfig, parse_public_keys};
 pub struct Config {
     pub events_table: String,
     pub read_model_table: String,
+    pub analytics_table: String,
     pub tokens: TokenConfig,
 }
 
@@ -14,6 +15,7 @@ impl Config {
         Ok(Self {
             events_table: required("EVENTS_TABLE")?,
             read_model_table: required("READ_MODEL_TABLE")?,
+            analytics_table: required("ANALYTICS_TABLE")?,
             tokens: TokenConfig {
                 public_keys: parse_public_keys(&required("JWT_PUBLIC_KEYS")?).map_err(|e| {
                     ConfigError::Invalid {

@@ -9,16 +9,19 @@ use evently_shared::http::{
     ApiError, Body, JsonObject, QueryParams, Recorded, Request, Response, ResponseContext, caller,
     encode_cursor, json_object, optional_caller, serve,
 };
-use evently_shared::ports::{EventReader, EventStore, PageRequest, RsvpOutcome};
+use evently_shared::ports::{
+    Analytics, Consistency, EventReader, EventStore, PageRequest, RsvpOutcome,
+};
 use evently_shared::tokens::TokenVerifier;
 use lambda_http::http::{HeaderValue, Method, StatusCode, header};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 /// The function's dependencies, as ports, so tests can run it against in-memory ones.
-pub struct App<S, R> {
+pub struct App<S, R, A> {
     pub store: S,
     pub read_model: R,
+    pub analytics: A,
     pub tokens: TokenVerifier,
 }
 
@@ -42,7 +45,7 @@ struct EventList<'a, T: Serialize> {
     next_cursor: Option<String>,
 }
 
-impl<S: EventStore, R: EventReader> App<S, R> {
+impl<S: EventStore, R: EventReader, A: Analytics> App<S, R, A> {
     /// Answers one request. Never fails: every error becomes a problem+json response.
     pub async fn handle(&self, request: Request) -> Response<Body> {
         let ctx = ResponseContext::for_request(&request);
@@ -72,6 +75,10 @@ impl<S: EventStore, R: EventReader> App<S, R> {
                 allow: "POST, DELETE",
             }),
             (&Method::GET, ["me", "rsvps"]) => self.my_rsvps(request, ctx).await,
+            (&Method::GET, ["events", id, "stats"]) => self.stats(request, ctx, id).await,
+            (_, ["events", _, "stats"]) => Err(ApiError::MethodNotAllowed { allow: "GET" }),
+            (&Method::GET, ["analytics", "daily"]) => self.daily(request, ctx).await,
+            (_, ["analytics", "daily"]) => Err(ApiError::MethodNotAllowed { allow: "GET" }),
             (_, ["me", "rsvps"]) => Err(ApiError::MethodNotAllowed { allow: "GET" }),
             _ => Err(ApiError::NotFound),
         }
@@ -266,6 +273,100 @@ impl<S: EventStore, R: EventReader> App<S, R> {
         };
         Ok(ctx.json(StatusCode::OK, &body))
     }
+}
+
+impl<S: EventStore, R: EventReader, A: Analytics> App<S, R, A> {
+    async fn stats(
+        &self,
+        request: &Request,
+        ctx: &ResponseContext,
+        raw_id: &str,
+    ) -> Result<Response<Body>, ApiError> {
+        let caller = caller(&self.tokens, request)?;
+        let id = EventId::parse("id", raw_id).map_err(|_| ApiError::NotFound)?;
+        let event = self
+            .store
+            .get(&id, Consistency::Eventual)
+            .await
+            .map_err(ApiError::internal)?
+            .filter(|e| e.is_visible_to(Some(&caller.user_id)))
+            .ok_or(ApiError::NotFound)?;
+        if event.organizer_id != caller.user_id {
+            return Err(ApiError::Forbidden(
+                "only the organizer may see an event's stats",
+            ));
+        }
+        let stats = self
+            .analytics
+            .event_stats(&id)
+            .await
+            .map_err(ApiError::internal)?;
+        Ok(ctx.json(
+            StatusCode::OK,
+            &serde_json::json!({
+                "event_id": id,
+                "going": stats.going,
+                "rsvps_created": stats.rsvps_created,
+                "rsvps_cancelled": stats.rsvps_cancelled,
+            }),
+        ))
+    }
+
+    async fn daily(
+        &self,
+        request: &Request,
+        ctx: &ResponseContext,
+    ) -> Result<Response<Body>, ApiError> {
+        let caller = caller(&self.tokens, request)?;
+        if !caller.has_role("admin") {
+            return Err(ApiError::Forbidden("daily analytics are for admins"));
+        }
+        let (from, to) = date_range(request)?;
+        let days = self
+            .analytics
+            .daily(&from, &to)
+            .await
+            .map_err(ApiError::internal)?;
+        Ok(ctx.json(
+            StatusCode::OK,
+            &serde_json::json!({ "from": from, "to": to, "days": days }),
+        ))
+    }
+}
+
+/// The longest range GET /analytics/daily answers, in days.
+const MAX_DAYS: i64 = 92;
+
+/// `from` and `to` (`YYYY-MM-DD`, inclusive); by default the last seven days.
+fn date_range(request: &Request) -> Result<(String, String), ApiError> {
+    use lambda_http::RequestExt;
+    let query = request.query_string_parameters();
+    let parse = |field: &'static str| -> Result<Option<chrono::NaiveDate>, FieldError> {
+        query
+            .first(field)
+            .map(|raw| {
+                chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+                    .map_err(|_| FieldError::new(field, "must be a date like 2027-03-01"))
+            })
+            .transpose()
+    };
+    let mut errors = FieldErrors::default();
+    let to = errors.collect(parse("to")).flatten();
+    let from = errors.collect(parse("from")).flatten();
+    if !errors.is_empty() {
+        return Err(errors.into());
+    }
+    let to = to.unwrap_or_else(|| chrono::Utc::now().date_naive());
+    let from = from.unwrap_or(to - chrono::Duration::days(6));
+    if from > to {
+        return Err(FieldError::new("from", "must not be after to").into());
+    }
+    if (to - from).num_days() >= MAX_DAYS {
+        return Err(
+            FieldError::new("from", format!("the range is at most {MAX_DAYS} days")).into(),
+        );
+    }
+    Ok((from.to_string(), to.to_string()))
 }
 
 /// The one place that turns a refused change into an HTTP answer.
@@ -482,7 +583,9 @@ mod tests {
     use evently_shared::domain::Event;
     use evently_shared::domain::UserId;
     use evently_shared::envelope::DomainEvent;
-    use evently_shared::fakes::{InMemoryEvents, Unavailable, schema_violations, test_keys};
+    use evently_shared::fakes::{
+        InMemoryAnalytics, InMemoryEvents, Unavailable, schema_violations, test_keys,
+    };
     use evently_shared::ports::ReadModel;
     use evently_shared::tokens::TokenSigner;
     use lambda_http::RequestExt;
@@ -495,7 +598,7 @@ mod tests {
     const AUDIENCE: &str = "evently-api";
 
     struct Harness<R> {
-        app: App<InMemoryEvents, R>,
+        app: App<InMemoryEvents, R, InMemoryAnalytics>,
         signer: TokenSigner,
     }
 
@@ -505,6 +608,7 @@ mod tests {
             app: App {
                 store: InMemoryEvents::default(),
                 read_model,
+                analytics: InMemoryAnalytics::default(),
                 tokens: TokenVerifier::new(&config).unwrap(),
             },
             signer,
@@ -1175,5 +1279,84 @@ mod tests {
             .map(|e| e["id"].as_str().unwrap().to_owned())
             .collect();
         assert_eq!(ids, [first.id.to_string(), second.id.to_string()]);
+    }
+
+    #[tokio::test]
+    async fn stats_are_for_the_organizer_and_daily_analytics_for_admins() {
+        let h = harness();
+        let event = create(&h, "owner", valid_body()).await;
+        let uri = format!("/events/{}/stats", event.id);
+        let admin = h
+            .signer
+            .issue_with_roles(
+                &UserId::parse("sub", "boss").unwrap(),
+                &["admin".to_owned()],
+                chrono::Utc::now().timestamp(),
+            )
+            .token;
+
+        let owner = h
+            .app
+            .handle(with_method("GET", &uri, &h.token("owner"), None, None))
+            .await;
+        let stranger = h
+            .app
+            .handle(with_method("GET", &uri, &h.token("stranger"), None, None))
+            .await;
+        let daily_user = h
+            .app
+            .handle(with_method(
+                "GET",
+                "/analytics/daily",
+                &h.token("owner"),
+                None,
+                None,
+            ))
+            .await;
+        let daily_admin = h
+            .app
+            .handle(with_method("GET", "/analytics/daily", &admin, None, None))
+            .await;
+
+        assert_eq!(owner.status(), StatusCode::OK);
+        assert_eq!(json_of(&owner)["going"], 0);
+        assert_eq!(stranger.status(), StatusCode::FORBIDDEN);
+        assert_eq!(daily_user.status(), StatusCode::FORBIDDEN);
+        assert_eq!(daily_admin.status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn a_bad_date_range_names_the_field() {
+        let h = harness();
+        let admin = h
+            .signer
+            .issue_with_roles(
+                &UserId::parse("sub", "boss").unwrap(),
+                &["admin".to_owned()],
+                chrono::Utc::now().timestamp(),
+            )
+            .token;
+        let request = |query: &[(&str, &str)]| {
+            let params: HashMap<String, String> = query
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            with_method("GET", "/analytics/daily", &admin, None, None)
+                .with_query_string_parameters(params)
+        };
+
+        let bad = h.app.handle(request(&[("from", "yesterday")])).await;
+        let backwards = h
+            .app
+            .handle(request(&[("from", "2027-02-01"), ("to", "2027-01-01")]))
+            .await;
+        let too_long = h
+            .app
+            .handle(request(&[("from", "2026-01-01"), ("to", "2027-01-01")]))
+            .await;
+
+        assert_eq!(problem_fields(&bad), ["from"]);
+        assert_eq!(problem_fields(&backwards), ["from"]);
+        assert_eq!(problem_fields(&too_long), ["from"]);
     }
 }

@@ -51,13 +51,19 @@ pub async fn sign_up(
     Ok(user)
 }
 
-/// Checks the password and issues an access token. Five failures within the window lock the
-/// account until the window ends; a success clears the count.
+/// The role that unlocks operator views such as daily analytics.
+pub const ADMIN_ROLE: &str = "admin";
+
+/// Checks the password and issues an access token (with the admin role for addresses in
+/// `admins`). Five failures within the window lock the account until the window ends; a
+/// success clears the count.
+#[allow(clippy::too_many_arguments)]
 pub async fn log_in(
     store: &impl UserStore,
     throttle: &impl LoginThrottle,
     hasher: &PasswordHasher,
     signer: &TokenSigner,
+    admins: &[Email],
     email: Email,
     password: Password,
     now: Timestamp,
@@ -77,7 +83,12 @@ pub async fn log_in(
     match credentials {
         Some(credentials) if valid => {
             throttle.reset(&email).await?;
-            Ok(signer.issue(&credentials.user_id, now.unix_seconds()))
+            let roles: Vec<String> = if admins.contains(&email) {
+                vec![ADMIN_ROLE.to_owned()]
+            } else {
+                Vec::new()
+            };
+            Ok(signer.issue_with_roles(&credentials.user_id, &roles, now.unix_seconds()))
         }
         _ => {
             throttle.record_failure(&email, now).await?;

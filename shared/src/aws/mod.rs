@@ -3,6 +3,7 @@
 //! Endpoints come from the SDK's own configuration chain, so `AWS_ENDPOINT_URL` points every
 //! client at LocalStack or ministack without code changes.
 
+mod analytics;
 mod dynamo;
 mod idempotency;
 mod secrets;
@@ -10,6 +11,7 @@ mod ses;
 mod sns;
 mod users;
 
+pub use analytics::DynamoAnalytics;
 pub use dynamo::{DynamoEventStore, DynamoReadModel, EventTable, OUTBOX_ENTITY, OutboxRecord};
 pub use idempotency::DynamoIdempotency;
 pub use secrets::SecretsManagerVault;

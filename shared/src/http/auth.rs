@@ -5,12 +5,28 @@ use lambda_http::http::header;
 
 use super::ApiError;
 use crate::domain::UserId;
-use crate::tokens::{TokenError, TokenVerifier};
+use crate::tokens::{Subject, TokenError, TokenVerifier};
 
 /// The authenticated caller of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     pub user_id: UserId,
+    pub roles: Vec<String>,
+}
+
+impl Caller {
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+}
+
+impl From<Subject> for Caller {
+    fn from(subject: Subject) -> Self {
+        Self {
+            user_id: subject.user_id,
+            roles: subject.roles,
+        }
+    }
 }
 
 fn bearer(request: &Request) -> Result<&str, TokenError> {
@@ -35,8 +51,7 @@ fn unauthenticated(error: TokenError) -> ApiError {
 /// The caller of a route that requires a token.
 pub fn caller(verifier: &TokenVerifier, request: &Request) -> Result<Caller, ApiError> {
     let token = bearer(request).map_err(unauthenticated)?;
-    let user_id = verifier.verify(token).map_err(unauthenticated)?;
-    Ok(Caller { user_id })
+    Ok(verifier.verify(token).map_err(unauthenticated)?.into())
 }
 
 /// The caller of a route anyone may call: no header means anonymous, a bad token is an error.
@@ -47,9 +62,8 @@ pub fn optional_caller(
     match bearer(request) {
         Err(TokenError::Missing) => Ok(None),
         Err(error) => Err(unauthenticated(error)),
-        Ok(token) => {
-            let user_id = verifier.verify(token).map_err(unauthenticated)?;
-            Ok(Some(Caller { user_id }))
-        }
+        Ok(token) => Ok(Some(
+            verifier.verify(token).map_err(unauthenticated)?.into(),
+        )),
     }
 }

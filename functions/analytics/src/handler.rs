@@ -1,0 +1,128 @@
+//! Counts each envelope once, through the shared SQS batch kit.
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use evently_shared::app::analytics::{CountError, count_envelope};
+use evently_shared::consumer::{self, Message, MessageError};
+use evently_shared::envelope::Envelope;
+use evently_shared::ports::{Analytics, StoreError};
+use lambda_runtime::Error;
+
+pub async fn handle_batch(
+    analytics: &impl Analytics,
+    event: SqsEvent,
+) -> Result<SqsBatchResponse, Error> {
+    consumer::process_batch(event, |message| count(analytics, message)).await
+}
+
+async fn count(analytics: &impl Analytics, message: Message) -> Result<(), MessageError> {
+    let envelope =
+        Envelope::from_json(&message.body).map_err(|e| MessageError::Permanent(e.to_string()))?;
+    if message.correlation_id.is_none() {
+        tracing::Span::current().record("correlation_id", envelope.correlationid.as_str());
+    }
+    match count_envelope(analytics, &envelope).await {
+        Ok(Some(true)) => {
+            tracing::info!(event_type = %envelope.event_type, "counted");
+            Ok(())
+        }
+        Ok(Some(false)) => {
+            tracing::info!(event_type = %envelope.event_type, "already counted; envelope skipped");
+            Ok(())
+        }
+        Ok(None) => Ok(()),
+        Err(CountError::Envelope(error)) => Err(MessageError::Permanent(error.to_string())),
+        Err(CountError::Store(StoreError::Corrupt(reason))) => Err(MessageError::Permanent(reason)),
+        Err(CountError::Store(error)) => Err(MessageError::Retryable(error.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use evently_shared::domain::{EventId, Timestamp, UserId};
+    use evently_shared::envelope::{CorrelationId, DomainEvent, Rsvp};
+    use evently_shared::fakes::InMemoryAnalytics;
+    use serde_json::json;
+
+    use super::*;
+
+    fn batch(envelopes: &[&Envelope]) -> SqsEvent {
+        let records: Vec<_> = envelopes
+            .iter()
+            .enumerate()
+            .map(|(i, e)| json!({ "messageId": format!("m{i}"), "body": e.to_json() }))
+            .collect();
+        serde_json::from_value(json!({ "Records": records })).unwrap()
+    }
+
+    fn rsvp(event: EventId, user: &str, created: bool) -> Envelope {
+        let rsvp = Rsvp {
+            event_id: event,
+            user_id: UserId::parse("sub", user).unwrap(),
+            at: Timestamp::now(),
+        };
+        let event = if created {
+            DomainEvent::RsvpCreated(rsvp)
+        } else {
+            DomainEvent::RsvpCancelled(rsvp)
+        };
+        event.into_envelope("/t", CorrelationId::generate(), Timestamp::now())
+    }
+
+    #[tokio::test]
+    async fn counts_stay_exact_when_every_message_arrives_three_times() {
+        let analytics = InMemoryAnalytics::default();
+        let event = EventId::generate();
+        let (a, b, c) = (
+            rsvp(event, "a", true),
+            rsvp(event, "b", true),
+            rsvp(event, "a", false),
+        );
+
+        for _ in 0..3 {
+            let response = handle_batch(&analytics, batch(&[&a, &b, &c]))
+                .await
+                .unwrap();
+            assert!(response.batch_item_failures.is_empty());
+        }
+
+        let stats = analytics.event_stats(&event).await.unwrap();
+        assert_eq!(
+            (stats.going, stats.rsvps_created, stats.rsvps_cancelled),
+            (1, 2, 1)
+        );
+    }
+
+    #[tokio::test]
+    async fn events_and_signups_are_counted_per_day() {
+        let analytics = InMemoryAnalytics::default();
+        let fixture: SqsEvent = serde_json::from_str(include_str!(
+            "../../../events-fixtures/sqs-user-created.json"
+        ))
+        .unwrap();
+        let created: SqsEvent = serde_json::from_str(include_str!(
+            "../../../events-fixtures/sqs-event-created.json"
+        ))
+        .unwrap();
+
+        handle_batch(&analytics, fixture.clone()).await.unwrap();
+        handle_batch(&analytics, fixture).await.unwrap();
+        handle_batch(&analytics, created).await.unwrap();
+
+        let days = analytics.daily("2026-11-28", "2026-11-28").await.unwrap();
+        assert_eq!(days.len(), 1);
+        assert_eq!((days[0].signups, days[0].events_created), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn a_malformed_message_is_a_permanent_failure() {
+        let analytics = InMemoryAnalytics::default();
+        let event: SqsEvent = serde_json::from_value(
+            json!({ "Records": [{ "messageId": "bad", "body": "not json" }] }),
+        )
+        .unwrap();
+
+        let response = handle_batch(&analytics, event).await.unwrap();
+
+        assert_eq!(response.batch_item_failures.len(), 1);
+    }
+}
