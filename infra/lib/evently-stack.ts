@@ -335,6 +335,36 @@ export class EventlyStack extends Stack {
       new PolicyStatement({ actions: ['dynamodb:PutItem', 'dynamodb:UpdateItem'], resources: [analyticsTable.tableArn] }),
     );
 
+    const notifications = this.consumer(
+      'notifications',
+      [EVENT_CREATED, EVENT_UPDATED, EVENT_CANCELLED],
+      {
+        EVENTS_TABLE: eventsTable.tableName,
+        USERS_TABLE: usersTable.tableName,
+        IDEMPOTENCY_TABLE: idempotencyTable.tableName,
+        MAIL_FROM: settings.mailFrom,
+      },
+      topic,
+      alarmTopic,
+    );
+    // Attendees (RSVP items) are read from the events table; followers, profiles, preferences
+    // and unsubscribe tokens from the users table.
+    notifications.fn.addToRolePolicy(
+      new PolicyStatement({ actions: ['dynamodb:Query'], resources: [eventsTable.tableArn] }),
+    );
+    notifications.fn.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+        resources: [usersTable.tableArn],
+      }),
+    );
+    notifications.fn.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'],
+        resources: [idempotencyTable.tableArn],
+      }),
+    );
+
     const sender = new EmailIdentity(this, 'MailSender', { identity: Identity.email(settings.mailFrom) });
     const welcomeEmail = this.consumer(
       'welcome-email',
@@ -349,14 +379,12 @@ export class EventlyStack extends Stack {
         resources: [idempotencyTable.tableArn],
       }),
     );
-    welcomeEmail.fn.addToRolePolicy(
-      new PolicyStatement({
-        actions: ['ses:SendEmail'],
-        resources: [
-          `arn:${this.partition}:ses:${this.region}:${this.account}:identity/${sender.emailIdentityName}`,
-        ],
-      }),
-    );
+    const sendMail = new PolicyStatement({
+      actions: ['ses:SendEmail'],
+      resources: [`arn:${this.partition}:ses:${this.region}:${this.account}:identity/${sender.emailIdentityName}`],
+    });
+    welcomeEmail.fn.addToRolePolicy(sendMail);
+    notifications.fn.addToRolePolicy(sendMail);
 
     // ---- HTTP API ----------------------------------------------------------------------
     this.api = new HttpApi(this, 'Api', {
@@ -368,6 +396,7 @@ export class EventlyStack extends Stack {
           CorsHttpMethod.GET,
           CorsHttpMethod.POST,
           CorsHttpMethod.PATCH,
+          CorsHttpMethod.PUT,
           CorsHttpMethod.DELETE,
           CorsHttpMethod.OPTIONS,
         ],
@@ -414,6 +443,19 @@ export class EventlyStack extends Stack {
     this.api.addRoutes({ path: '/signup', methods: [HttpMethod.POST], integration: authIntegration });
     this.api.addRoutes({ path: '/login', methods: [HttpMethod.POST], integration: authIntegration });
     this.api.addRoutes({ path: '/me', methods: [HttpMethod.GET], integration: authIntegration });
+    this.api.addRoutes({
+      path: '/me/follows',
+      methods: [HttpMethod.POST, HttpMethod.DELETE],
+      integration: authIntegration,
+    });
+    this.api.addRoutes({
+      path: '/me/preferences',
+      methods: [HttpMethod.GET, HttpMethod.PUT],
+      integration: authIntegration,
+    });
+    this.api.addRoutes({ path: '/unsubscribe', methods: [HttpMethod.GET], integration: authIntegration });
+    const publicUrl = domainName ? `https://${settings.domainName}` : this.api.apiEndpoint;
+    notifications.fn.addEnvironment('UNSUBSCRIBE_URL', `${publicUrl}/unsubscribe`);
     this.api.addRoutes({ path: '/.well-known/jwks.json', methods: [HttpMethod.GET], integration: authIntegration });
     // Login is the brute-force target: a tighter limit than the stage default, per route.
     (stage.node.defaultChild as CfnStage).routeSettings = {
@@ -447,6 +489,7 @@ export class EventlyStack extends Stack {
     out('AnalyticsTableName', analyticsTable.tableName, 'Counters');
     out('AnalyticsQueueUrl', analytics.queue.queueUrl, 'analytics queue');
     out('AnalyticsFunctionName', analytics.fn.functionName, 'analytics function');
+    out('NotificationsFunctionName', notifications.fn.functionName, 'notifications function');
     out('AuthApiFunctionName', authApi.functionName, 'auth-api function');
     out('WelcomeEmailFunctionName', welcomeEmail.fn.functionName, 'welcome-email function');
     out('EventsApiFunctionName', eventsApi.functionName, 'events-api function');

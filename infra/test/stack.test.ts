@@ -8,7 +8,7 @@ import { Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { EventlyStack, settingsFromContext } from '../lib/evently-stack';
 
-const FUNCTIONS = ['events-api', 'outbox-relay', 'read-model-updater', 'auth-api', 'welcome-email', 'jwt-keys', 'analytics'];
+const FUNCTIONS = ['events-api', 'outbox-relay', 'read-model-updater', 'auth-api', 'welcome-email', 'jwt-keys', 'analytics', 'notifications'];
 
 /** Placeholder bootstraps: the template, not the binaries, is under test here. */
 function fakeAssets(): string {
@@ -224,18 +224,23 @@ describe('the synthesized stack', () => {
     assert.deepEqual(routes, [
       'DELETE /events/{id}',
       'DELETE /events/{id}/rsvp',
+      'DELETE /me/follows',
       'GET /.well-known/jwks.json',
       'GET /analytics/daily',
       'GET /events',
       'GET /events/{id}',
       'GET /events/{id}/stats',
       'GET /me',
+      'GET /me/preferences',
       'GET /me/rsvps',
+      'GET /unsubscribe',
       'PATCH /events/{id}',
       'POST /events',
       'POST /events/{id}/rsvp',
       'POST /login',
+      'POST /me/follows',
       'POST /signup',
+      'PUT /me/preferences',
     ]);
     const [[, stage]] = resourcesOf(aws, 'AWS::ApiGatewayV2::Stage');
     const login = stage.RouteSettings['POST /login'];

@@ -152,6 +152,23 @@ impl EventStore for InMemoryEvents {
         Ok(removed)
     }
 
+    async fn attendees(
+        &self,
+        event: &EventId,
+        resume: Option<String>,
+        limit: u16,
+    ) -> Result<(Vec<crate::domain::UserId>, Option<String>), StoreError> {
+        let going: Vec<crate::domain::UserId> = self
+            .rsvps
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(e, _)| e == event)
+            .map(|(_, u)| u.clone())
+            .collect();
+        Ok(page_of(going, resume, limit))
+    }
+
     async fn rsvps_of(
         &self,
         user: &crate::domain::UserId,
@@ -257,6 +274,15 @@ impl EventStore for Unavailable {
         _: &crate::domain::UserId,
         _: u16,
     ) -> Result<Vec<EventId>, StoreError> {
+        Err(StoreError::unavailable(Outage))
+    }
+
+    async fn attendees(
+        &self,
+        _: &EventId,
+        _: Option<String>,
+        _: u16,
+    ) -> Result<(Vec<crate::domain::UserId>, Option<String>), StoreError> {
         Err(StoreError::unavailable(Outage))
     }
 }
@@ -365,9 +391,26 @@ fn schema_for(event_type: crate::envelope::EventType) -> &'static str {
     }
 }
 
-/// Users, credentials, the outbox and failed-login counts, in memory.
+/// A page of `items` after the position in `resume` (an index), and the next position.
+fn page_of<T>(items: Vec<T>, resume: Option<String>, limit: u16) -> (Vec<T>, Option<String>) {
+    let start = resume.and_then(|r| r.parse::<usize>().ok()).unwrap_or(0);
+    let end = start + usize::from(limit);
+    let next = (end < items.len()).then(|| end.to_string());
+    (
+        items
+            .into_iter()
+            .skip(start)
+            .take(usize::from(limit))
+            .collect(),
+        next,
+    )
+}
+
+/// Users, credentials, follows, preferences, the outbox and failed-login counts, in memory.
 #[derive(Debug, Default)]
 pub struct InMemoryUsers {
+    follows: Mutex<Vec<(crate::ports::FollowTarget, crate::domain::User)>>,
+    preferences: Mutex<BTreeMap<String, crate::ports::Preferences>>,
     users: Mutex<BTreeMap<String, (crate::domain::User, String)>>,
     failures: Mutex<BTreeMap<String, (i64, i64)>>,
     outbox: Mutex<Vec<Envelope>>,
@@ -488,6 +531,8 @@ pub type MailFailure = fn(String) -> crate::ports::MailError;
 pub struct RecordingMailer {
     pub sent: Mutex<Vec<crate::ports::Mail>>,
     pub fail_with: Mutex<Option<MailFailure>>,
+    /// Once this many mails are out, every further send fails as throttled.
+    pub fail_after: Mutex<Option<usize>>,
 }
 
 impl RecordingMailer {
@@ -503,6 +548,14 @@ impl crate::ports::Mailer for RecordingMailer {
             return Err(fail("simulated".to_owned()));
         }
         let mut sent = self.sent.lock().unwrap();
+        if self
+            .fail_after
+            .lock()
+            .unwrap()
+            .is_some_and(|n| sent.len() >= n)
+        {
+            return Err(crate::ports::MailError::Throttled("simulated".to_owned()));
+        }
         sent.push(mail.clone());
         Ok(format!("message-{}", sent.len()))
     }
@@ -648,4 +701,108 @@ fn daily_entry<'a>(
             day: day.to_owned(),
             ..Default::default()
         })
+}
+
+#[async_trait]
+impl crate::ports::Follows for InMemoryUsers {
+    async fn follow(
+        &self,
+        user: &crate::domain::User,
+        target: &crate::ports::FollowTarget,
+    ) -> Result<bool, StoreError> {
+        let mut follows = self.follows.lock().unwrap();
+        if follows.iter().any(|(t, u)| t == target && u.id == user.id) {
+            return Ok(false);
+        }
+        follows.push((target.clone(), user.clone()));
+        Ok(true)
+    }
+
+    async fn unfollow(
+        &self,
+        user: &crate::domain::UserId,
+        target: &crate::ports::FollowTarget,
+    ) -> Result<bool, StoreError> {
+        let mut follows = self.follows.lock().unwrap();
+        let before = follows.len();
+        follows.retain(|(t, u)| !(t == target && &u.id == user));
+        Ok(follows.len() < before)
+    }
+
+    async fn followers(
+        &self,
+        target: &crate::ports::FollowTarget,
+        resume: Option<String>,
+        limit: u16,
+    ) -> Result<crate::ports::RecipientPage, StoreError> {
+        let all: Vec<crate::ports::Recipient> = self
+            .follows
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(t, _)| t == target)
+            .map(|(_, u)| crate::ports::Recipient {
+                user_id: u.id.clone(),
+                email: u.email.clone(),
+            })
+            .collect();
+        Ok(page_of(all, resume, limit))
+    }
+
+    async fn preferences(
+        &self,
+        user: &crate::domain::UserId,
+    ) -> Result<crate::ports::Preferences, StoreError> {
+        Ok(self
+            .preferences
+            .lock()
+            .unwrap()
+            .get(user.as_str())
+            .copied()
+            .unwrap_or_default())
+    }
+
+    async fn set_preferences(
+        &self,
+        user: &crate::domain::UserId,
+        preferences: crate::ports::Preferences,
+    ) -> Result<(), StoreError> {
+        self.preferences
+            .lock()
+            .unwrap()
+            .insert(user.as_str().to_owned(), preferences);
+        Ok(())
+    }
+
+    async fn unsubscribe_token(&self, user: &crate::domain::UserId) -> Result<String, StoreError> {
+        Ok(format!("token-{user}"))
+    }
+
+    async fn unsubscribe(&self, token: &str) -> Result<bool, StoreError> {
+        let Some(user) = token.strip_prefix("token-") else {
+            return Ok(false);
+        };
+        self.preferences.lock().unwrap().insert(
+            user.to_owned(),
+            crate::ports::Preferences {
+                notifications: false,
+            },
+        );
+        Ok(true)
+    }
+
+    async fn recipients(
+        &self,
+        users: &[crate::domain::UserId],
+    ) -> Result<Vec<crate::ports::Recipient>, StoreError> {
+        let all = self.users.lock().unwrap();
+        Ok(users
+            .iter()
+            .filter_map(|id| all.values().find(|(u, _)| &u.id == id))
+            .map(|(u, _)| crate::ports::Recipient {
+                user_id: u.id.clone(),
+                email: u.email.clone(),
+            })
+            .collect())
+    }
 }

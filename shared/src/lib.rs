@@ -30,6 +30,7 @@ pub mod envelope;
 #[cfg(feature = "fakes")]
 pub mod fakes;
 pub mod http;
+pub mod mail;
 pub mod password;
 pub mod ports;
 pub mod telemetry;

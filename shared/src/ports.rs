@@ -136,6 +136,14 @@ pub trait EventStore: EventReader {
 
     /// Ids of the events `user` has RSVPed to (at most `limit`, newest RSVPs first).
     async fn rsvps_of(&self, user: &UserId, limit: u16) -> Result<Vec<EventId>, StoreError>;
+
+    /// One page of the people going to `event`, and where the next page starts.
+    async fn attendees(
+        &self,
+        event: &EventId,
+        resume: Option<String>,
+        limit: u16,
+    ) -> Result<(Vec<UserId>, Option<String>), StoreError>;
 }
 
 /// Whether a projection write changed anything.
@@ -378,4 +386,78 @@ pub trait Analytics: Send + Sync {
     async fn event_stats(&self, event: &EventId) -> Result<EventStats, StoreError>;
     /// Days from `from` to `to` inclusive (`YYYY-MM-DD`), only those with counts.
     async fn daily(&self, from: &str, to: &str) -> Result<Vec<DailyCounts>, StoreError>;
+}
+
+// ---- Follows, preferences, notifications ------------------------------------------------
+
+/// What a user can follow to hear about new events.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum FollowTarget {
+    Organizer(UserId),
+    Tag(crate::domain::Tag),
+}
+
+impl FollowTarget {
+    /// The stable text form used in keys: `organizer#<id>` or `tag#<slug>`.
+    pub fn key(&self) -> String {
+        match self {
+            Self::Organizer(id) => format!("organizer#{id}"),
+            Self::Tag(tag) => format!("tag#{}", tag.as_str()),
+        }
+    }
+}
+
+/// Someone to mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipient {
+    pub user_id: UserId,
+    pub email: crate::domain::Email,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Preferences {
+    /// Mail about new events from followed organizers or tags, and changes to RSVPed events.
+    pub notifications: bool,
+}
+
+impl Default for Preferences {
+    fn default() -> Self {
+        Self {
+            notifications: true,
+        }
+    }
+}
+
+/// One page of a recipient list, and where the next page starts.
+pub type RecipientPage = (Vec<Recipient>, Option<String>);
+
+#[async_trait]
+pub trait Follows: Send + Sync {
+    /// `false` if already following.
+    async fn follow(
+        &self,
+        user: &crate::domain::User,
+        target: &FollowTarget,
+    ) -> Result<bool, StoreError>;
+    /// `false` if not following.
+    async fn unfollow(&self, user: &UserId, target: &FollowTarget) -> Result<bool, StoreError>;
+    async fn followers(
+        &self,
+        target: &FollowTarget,
+        resume: Option<String>,
+        limit: u16,
+    ) -> Result<RecipientPage, StoreError>;
+    async fn preferences(&self, user: &UserId) -> Result<Preferences, StoreError>;
+    async fn set_preferences(
+        &self,
+        user: &UserId,
+        preferences: Preferences,
+    ) -> Result<(), StoreError>;
+    /// The user's unsubscribe token, made on first use. It is a capability: whoever holds the
+    /// link may turn that user's notification mail off, and nothing else.
+    async fn unsubscribe_token(&self, user: &UserId) -> Result<String, StoreError>;
+    /// Turns notification mail off for the token's user; `false` for an unknown token.
+    async fn unsubscribe(&self, token: &str) -> Result<bool, StoreError>;
+    /// Profiles of `users` that exist, as recipients.
+    async fn recipients(&self, users: &[UserId]) -> Result<Vec<Recipient>, StoreError>;
 }

@@ -1,12 +1,14 @@
 //! The route table of `auth-api`, with its tests.
 
 use evently_shared::app::accounts::{self, AccountError};
-use evently_shared::domain::{DisplayName, Email, FieldErrors, Password, Timestamp, User};
+use evently_shared::domain::{
+    DisplayName, Email, FieldError, FieldErrors, Password, Tag, Timestamp, User, UserId,
+};
 use evently_shared::http::{
     ApiError, Body, JsonObject, Request, Response, ResponseContext, caller, json_object, serve,
 };
 use evently_shared::password::PasswordHasher;
-use evently_shared::ports::{LoginThrottle, UserStore};
+use evently_shared::ports::{FollowTarget, Follows, LoginThrottle, Preferences, UserStore};
 use evently_shared::tokens::{PublicKey, TokenSigner, TokenVerifier};
 use lambda_http::http::{HeaderValue, Method, StatusCode, header};
 use serde::Serialize;
@@ -67,7 +69,7 @@ fn account_error(error: AccountError) -> ApiError {
     }
 }
 
-impl<U: UserStore, T: LoginThrottle> App<U, T> {
+impl<U: UserStore + Follows, T: LoginThrottle> App<U, T> {
     /// Answers one request. Never fails: every error becomes a problem+json response.
     pub async fn handle(&self, request: Request) -> Response<Body> {
         let ctx = ResponseContext::for_request(&request);
@@ -85,6 +87,16 @@ impl<U: UserStore, T: LoginThrottle> App<U, T> {
             (&Method::POST, "/login") => self.log_in(request, ctx).await,
             (&Method::GET, "/me") => self.me(request, ctx).await,
             (&Method::GET, "/.well-known/jwks.json") => Ok(self.jwks(ctx)),
+            (&Method::POST, "/me/follows") => self.follow(request, ctx, true).await,
+            (&Method::DELETE, "/me/follows") => self.follow(request, ctx, false).await,
+            (&Method::GET, "/me/preferences") => self.preferences(request, ctx).await,
+            (&Method::PUT, "/me/preferences") => self.set_preferences(request, ctx).await,
+            (&Method::GET, "/unsubscribe") => self.unsubscribe(request, ctx).await,
+            (_, "/me/follows") => Err(ApiError::MethodNotAllowed {
+                allow: "POST, DELETE",
+            }),
+            (_, "/me/preferences") => Err(ApiError::MethodNotAllowed { allow: "GET, PUT" }),
+            (_, "/unsubscribe") => Err(ApiError::MethodNotAllowed { allow: "GET" }),
             (_, "/signup" | "/login") => Err(ApiError::MethodNotAllowed { allow: "POST" }),
             (_, "/me" | "/.well-known/jwks.json") => {
                 Err(ApiError::MethodNotAllowed { allow: "GET" })
@@ -201,6 +213,96 @@ impl<U: UserStore, T: LoginThrottle> App<U, T> {
         Ok(ctx.json(StatusCode::OK, &Profile::from(&user)))
     }
 
+    async fn follow(
+        &self,
+        request: &Request,
+        ctx: &ResponseContext,
+        follow: bool,
+    ) -> Result<Response<Body>, ApiError> {
+        let caller = caller(&self.verifier, request)?;
+        let target = parse_follow_target(json_object(request)?)?;
+        let changed = if follow {
+            let user = self
+                .users
+                .profile(&caller.user_id)
+                .await
+                .map_err(ApiError::internal)?
+                .ok_or(ApiError::NotFound)?;
+            self.users.follow(&user, &target).await
+        } else {
+            self.users.unfollow(&caller.user_id, &target).await
+        }
+        .map_err(ApiError::internal)?;
+        let status = if follow && changed {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
+        Ok(ctx.json(
+            status,
+            &json!({ "following": follow, "target": target.key(), "changed": changed }),
+        ))
+    }
+
+    async fn preferences(
+        &self,
+        request: &Request,
+        ctx: &ResponseContext,
+    ) -> Result<Response<Body>, ApiError> {
+        let caller = caller(&self.verifier, request)?;
+        let preferences = self
+            .users
+            .preferences(&caller.user_id)
+            .await
+            .map_err(ApiError::internal)?;
+        Ok(ctx.json(StatusCode::OK, &preferences))
+    }
+
+    async fn set_preferences(
+        &self,
+        request: &Request,
+        ctx: &ResponseContext,
+    ) -> Result<Response<Body>, ApiError> {
+        let caller = caller(&self.verifier, request)?;
+        let mut body = JsonObject::new(json_object(request)?, &["notifications"]);
+        let notifications = body.required_bool("notifications");
+        body.finish()?;
+        let preferences = Preferences {
+            notifications: notifications.unwrap_or(true),
+        };
+        self.users
+            .set_preferences(&caller.user_id, preferences)
+            .await
+            .map_err(ApiError::internal)?;
+        Ok(ctx.json(StatusCode::OK, &preferences))
+    }
+
+    /// The link in every notification mail: a capability token, no login needed.
+    async fn unsubscribe(
+        &self,
+        request: &Request,
+        ctx: &ResponseContext,
+    ) -> Result<Response<Body>, ApiError> {
+        use lambda_http::RequestExt;
+        let query = request.query_string_parameters();
+        let token = query
+            .first("token")
+            .filter(|t| !t.is_empty() && t.len() <= 64)
+            .ok_or_else(|| ApiError::from(FieldError::new("token", "is required")))?;
+        let known = self
+            .users
+            .unsubscribe(token)
+            .await
+            .map_err(ApiError::internal)?;
+        if !known {
+            return Err(ApiError::NotFound);
+        }
+        Ok(ctx.json(
+            StatusCode::OK,
+            &json!({ "notifications": false, "detail": "You will no longer get notification mail." }),
+        ))
+    }
+
     fn jwks(&self, ctx: &ResponseContext) -> Response<Body> {
         let keys: Vec<Value> = self
             .public_keys
@@ -225,10 +327,39 @@ impl<U: UserStore, T: LoginThrottle> App<U, T> {
     }
 }
 
+/// `{"organizer_id": "..."}` or `{"tag": "..."}`: exactly one of them.
+fn parse_follow_target(body: serde_json::Map<String, Value>) -> Result<FollowTarget, ApiError> {
+    let mut object = JsonObject::new(body, &["organizer_id", "tag"]);
+    let organizer = object.optional_str("organizer_id").ok().flatten();
+    let tag = object.optional_str("tag").ok().flatten();
+    let target = match (organizer, tag) {
+        (Some(raw), None) => object
+            .errors()
+            .collect(UserId::parse("organizer_id", &raw))
+            .map(FollowTarget::Organizer),
+        (None, Some(raw)) => object
+            .errors()
+            .collect(Tag::parse("tag", &raw))
+            .map(FollowTarget::Tag),
+        _ => {
+            object.errors().push(FieldError::new(
+                "organizer_id",
+                "give exactly one of organizer_id or tag",
+            ));
+            None
+        }
+    };
+    object.finish()?;
+    target.ok_or_else(|| FieldErrors::from(FieldError::new("body", "is invalid")).into())
+}
+
 #[cfg(test)]
 mod tests {
     use evently_shared::fakes::{InMemoryUsers, schema_violations};
+    use std::collections::HashMap;
+
     use evently_shared::tokens::{KeyRing, TokenConfig};
+    use lambda_http::RequestExt;
     use lambda_http::http;
 
     use super::*;
@@ -459,6 +590,142 @@ mod tests {
             assert_eq!(key["x"], expected.x.as_str());
             assert!(key.get("d").is_none(), "never the private part");
         }
+    }
+
+    fn with_token(method: &str, path: &str, token: &str, body: Option<Value>) -> Request {
+        http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body(
+                body.map(|b| Body::Text(b.to_string()))
+                    .unwrap_or(Body::Empty),
+            )
+            .unwrap()
+    }
+
+    async fn token_for(app: &App<InMemoryUsers, InMemoryUsers>, email: &str) -> String {
+        app.handle(post("/signup", signup_body(email))).await;
+        let login = app
+            .handle(post(
+                "/login",
+                json!({ "email": email, "password": "correct horse battery" }),
+            ))
+            .await;
+        json_of(&login)["access_token"].as_str().unwrap().to_owned()
+    }
+
+    #[tokio::test]
+    async fn following_is_idempotent_and_names_a_bad_target() {
+        let app = app();
+        let token = token_for(&app, "ada@example.com").await;
+
+        let first = app
+            .handle(with_token(
+                "POST",
+                "/me/follows",
+                &token,
+                Some(json!({ "tag": "rust" })),
+            ))
+            .await;
+        let again = app
+            .handle(with_token(
+                "POST",
+                "/me/follows",
+                &token,
+                Some(json!({ "tag": "rust" })),
+            ))
+            .await;
+        let both = app
+            .handle(with_token(
+                "POST",
+                "/me/follows",
+                &token,
+                Some(json!({ "tag": "rust", "organizer_id": "x" })),
+            ))
+            .await;
+        let bad_tag = app
+            .handle(with_token(
+                "POST",
+                "/me/follows",
+                &token,
+                Some(json!({ "tag": "Not A Slug" })),
+            ))
+            .await;
+        let unfollow = app
+            .handle(with_token(
+                "DELETE",
+                "/me/follows",
+                &token,
+                Some(json!({ "tag": "rust" })),
+            ))
+            .await;
+
+        assert_eq!(first.status(), StatusCode::CREATED);
+        assert_eq!(again.status(), StatusCode::OK);
+        assert_eq!(both.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(fields(&bad_tag), ["tag"]);
+        assert_eq!(json_of(&unfollow)["changed"], true);
+    }
+
+    #[tokio::test]
+    async fn preferences_can_be_read_set_and_unsubscribed_by_link() {
+        let app = app();
+        let token = token_for(&app, "ada@example.com").await;
+        let me = app.verifier.verify(&token).unwrap().user_id;
+
+        let default = app
+            .handle(with_token("GET", "/me/preferences", &token, None))
+            .await;
+        let bad = app
+            .handle(with_token(
+                "PUT",
+                "/me/preferences",
+                &token,
+                Some(json!({ "notifications": "no" })),
+            ))
+            .await;
+        let off = app
+            .handle(with_token(
+                "PUT",
+                "/me/preferences",
+                &token,
+                Some(json!({ "notifications": false })),
+            ))
+            .await;
+        app.handle(with_token(
+            "PUT",
+            "/me/preferences",
+            &token,
+            Some(json!({ "notifications": true })),
+        ))
+        .await;
+        let link = app
+            .handle(
+                get(&format!("/unsubscribe?token=token-{me}"), None).with_query_string_parameters(
+                    HashMap::from([("token".to_owned(), format!("token-{me}"))]),
+                ),
+            )
+            .await;
+        let after = app
+            .handle(with_token("GET", "/me/preferences", &token, None))
+            .await;
+        let forged = app
+            .handle(
+                get("/unsubscribe", None).with_query_string_parameters(HashMap::from([(
+                    "token".to_owned(),
+                    "forged".to_owned(),
+                )])),
+            )
+            .await;
+
+        assert_eq!(json_of(&default)["notifications"], true);
+        assert_eq!(fields(&bad), ["notifications"]);
+        assert_eq!(json_of(&off)["notifications"], false);
+        assert_eq!(link.status(), StatusCode::OK);
+        assert_eq!(json_of(&after)["notifications"], false);
+        assert_eq!(forged.status(), StatusCode::NOT_FOUND);
     }
 
     #[tokio::test]

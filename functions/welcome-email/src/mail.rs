@@ -1,32 +1,16 @@
 //! The welcome mail, rendered from the templates in `templates/`.
 
 use evently_shared::domain::User;
+use evently_shared::mail::{escape_html, header_safe};
 use evently_shared::ports::Mail;
 
 const SUBJECT: &str = include_str!("../templates/subject.txt");
 const TEXT: &str = include_str!("../templates/welcome.txt");
 const HTML: &str = include_str!("../templates/welcome.html");
 
-/// Escapes text for HTML element content and attribute values.
-fn escape_html(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
-    for c in raw.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
 pub fn welcome(user: &User) -> Mail {
     let name = user.display_name.as_str();
-    // A subject is one header line: a newline in it would start a new header.
-    let subject_name: String = name.chars().filter(|c| !c.is_control()).collect();
+    let subject_name = header_safe(name);
     Mail {
         to: user.email.as_str().to_owned(),
         subject: SUBJECT.trim().replace("{{display_name}}", &subject_name),

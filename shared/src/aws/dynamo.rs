@@ -468,6 +468,37 @@ impl EventStore for DynamoEventStore {
         }
     }
 
+    async fn attendees(
+        &self,
+        event: &EventId,
+        resume: Option<String>,
+        limit: u16,
+    ) -> Result<(Vec<UserId>, Option<String>), StoreError> {
+        let (pk, _) = event_key(event);
+        let output = self
+            .table
+            .client
+            .query()
+            .table_name(&self.table.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :rsvp)")
+            .expression_attribute_values(":pk", s(&pk))
+            .expression_attribute_values(":rsvp", s("RSVP#"))
+            .set_exclusive_start_key(resume_key(&pk, resume))
+            .limit(i32::from(limit))
+            .send()
+            .await
+            .map_err(|e| StoreError::unavailable(e.into_service_error()))?;
+        let next = next_resume(output.last_evaluated_key.as_ref());
+        let users = output
+            .items
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|item| item.get("user_id")?.as_s().ok().cloned())
+            .filter_map(|id| UserId::parse("user_id", &id).ok())
+            .collect();
+        Ok((users, next))
+    }
+
     async fn rsvps_of(&self, user: &UserId, limit: u16) -> Result<Vec<EventId>, StoreError> {
         let output = self
             .table
@@ -540,6 +571,18 @@ impl crate::ports::EventScan for DynamoEventStore {
             .collect::<Result<_, _>>()?;
         Ok((events, next))
     }
+}
+
+/// Page tokens for queries within one partition: the last `sk` evaluated.
+pub(crate) fn resume_key(pk: &str, resume: Option<String>) -> Option<Item> {
+    resume.map(|sk| HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))]))
+}
+
+pub(crate) fn next_resume(output_key: Option<&Item>) -> Option<String> {
+    output_key
+        .and_then(|key| key.get("sk"))
+        .and_then(|sk| sk.as_s().ok())
+        .cloned()
 }
 
 /// The index of RSVPs by user (`user_pk`, newest `user_sk` first).

@@ -4,10 +4,13 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::dynamo::{Item, condition_failures, outbox_put, put_new, s};
+use super::dynamo::{Item, condition_failures, next_resume, outbox_put, put_new, resume_key, s};
 use crate::domain::{Email, Timestamp, User, UserId};
 use crate::envelope::Envelope;
-use crate::ports::{Credentials, LoginGate, LoginThrottle, SignUpError, StoreError, UserStore};
+use crate::ports::{
+    Credentials, FollowTarget, Follows, LoginGate, LoginThrottle, Preferences, Recipient,
+    RecipientPage, SignUpError, StoreError, UserStore,
+};
 
 /// How long failed logins are remembered, and how many lock the account for the rest of it.
 pub const LOGIN_WINDOW_SECONDS: i64 = 15 * 60;
@@ -237,5 +240,238 @@ impl LoginThrottle for DynamoLoginThrottle {
             .await
             .map_err(|e| StoreError::unavailable(e.into_service_error()))?;
         Ok(())
+    }
+}
+
+fn follow_key(user: &UserId, target: &FollowTarget) -> Item {
+    key(format!("USER#{user}"), &format!("FOLLOW#{}", target.key()))
+}
+
+fn follower_key(target: &FollowTarget, user: &UserId) -> Item {
+    key(
+        format!("FOLLOWERS#{}", target.key()),
+        &format!("USER#{user}"),
+    )
+}
+
+fn preferences_key(user: &UserId) -> Item {
+    key(format!("USER#{user}"), "PREFERENCES")
+}
+
+fn unsubscribe_key(token: &str) -> Item {
+    key(format!("UNSUBSCRIBE#{token}"), "TOKEN")
+}
+
+/// 128 random bits, URL-safe.
+fn new_token() -> String {
+    use base64::Engine;
+    let mut bytes = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut bytes).expect("the system RNG works");
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Follows are stored twice in one transaction: under the user (what do I follow?) and under
+/// the target (who follows it?, with the follower's email, so notifying needs no extra reads).
+#[async_trait]
+impl Follows for DynamoUserStore {
+    async fn follow(&self, user: &User, target: &FollowTarget) -> Result<bool, StoreError> {
+        let mut follower = follower_key(target, &user.id);
+        follower.insert("user_id".into(), s(user.id.as_str()));
+        follower.insert("email".into(), s(user.email.as_str()));
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(put_new(&self.users_table, follow_key(&user.id, target))?)
+            .transact_items(put_new(&self.users_table, follower)?)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(error) => {
+                let error = error.into_service_error();
+                if condition_failures(&error).is_empty() {
+                    Err(StoreError::unavailable(error))
+                } else {
+                    Ok(false)
+                }
+            }
+        }
+    }
+
+    async fn unfollow(&self, user: &UserId, target: &FollowTarget) -> Result<bool, StoreError> {
+        use aws_sdk_dynamodb::types::{Delete, TransactWriteItem};
+        let delete = |key: Item, must_exist: bool| -> Result<TransactWriteItem, StoreError> {
+            let mut builder = Delete::builder()
+                .table_name(&self.users_table)
+                .set_key(Some(key));
+            if must_exist {
+                builder = builder.condition_expression("attribute_exists(pk)");
+            }
+            Ok(TransactWriteItem::builder()
+                .delete(builder.build().map_err(StoreError::unavailable)?)
+                .build())
+        };
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(delete(follow_key(user, target), true)?)
+            .transact_items(delete(follower_key(target, user), false)?)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(error) => {
+                let error = error.into_service_error();
+                if condition_failures(&error).contains(&0) {
+                    Ok(false)
+                } else {
+                    Err(StoreError::unavailable(error))
+                }
+            }
+        }
+    }
+
+    async fn followers(
+        &self,
+        target: &FollowTarget,
+        resume: Option<String>,
+        limit: u16,
+    ) -> Result<RecipientPage, StoreError> {
+        let pk = format!("FOLLOWERS#{}", target.key());
+        let output = self
+            .client
+            .query()
+            .table_name(&self.users_table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(&pk))
+            .set_exclusive_start_key(resume_key(&pk, resume))
+            .limit(i32::from(limit))
+            .send()
+            .await
+            .map_err(|e| StoreError::unavailable(e.into_service_error()))?;
+        let next = next_resume(output.last_evaluated_key.as_ref());
+        let recipients = output
+            .items
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|item| {
+                let user = item.get("user_id")?.as_s().ok()?;
+                let email = item.get("email")?.as_s().ok()?;
+                Some(Recipient {
+                    user_id: UserId::parse("user_id", user).ok()?,
+                    email: Email::parse("email", email).ok()?,
+                })
+            })
+            .collect();
+        Ok((recipients, next))
+    }
+
+    async fn preferences(&self, user: &UserId) -> Result<Preferences, StoreError> {
+        let item = self.get(preferences_key(user)).await?;
+        Ok(Preferences {
+            notifications: item
+                .as_ref()
+                .and_then(|i| i.get("notifications"))
+                .and_then(|v| v.as_bool().ok())
+                .copied()
+                .unwrap_or(true),
+        })
+    }
+
+    async fn set_preferences(
+        &self,
+        user: &UserId,
+        preferences: Preferences,
+    ) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.users_table)
+            .set_key(Some(preferences_key(user)))
+            .update_expression("SET notifications = :n")
+            .expression_attribute_values(":n", AttributeValue::Bool(preferences.notifications))
+            .send()
+            .await
+            .map_err(|e| StoreError::unavailable(e.into_service_error()))?;
+        Ok(())
+    }
+
+    async fn unsubscribe_token(&self, user: &UserId) -> Result<String, StoreError> {
+        if let Some(token) = self
+            .get(preferences_key(user))
+            .await?
+            .and_then(|item| item.get("unsubscribe_token")?.as_s().ok().cloned())
+        {
+            return Ok(token);
+        }
+        // Two racing first mails may both make a token; the conditional write keeps one, and
+        // the loser reads it back.
+        let token = new_token();
+        let mut reverse = unsubscribe_key(&token);
+        reverse.insert("user_id".into(), s(user.as_str()));
+        let claimed = self
+            .client
+            .update_item()
+            .table_name(&self.users_table)
+            .set_key(Some(preferences_key(user)))
+            .update_expression("SET unsubscribe_token = :t")
+            .condition_expression("attribute_not_exists(unsubscribe_token)")
+            .expression_attribute_values(":t", s(&token))
+            .send()
+            .await;
+        match claimed {
+            Ok(_) => {
+                self.client
+                    .put_item()
+                    .table_name(&self.users_table)
+                    .set_item(Some(reverse))
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::unavailable(e.into_service_error()))?;
+                Ok(token)
+            }
+            Err(error) => {
+                let error = error.into_service_error();
+                if !error.is_conditional_check_failed_exception() {
+                    return Err(StoreError::unavailable(error));
+                }
+                self.get(preferences_key(user))
+                    .await?
+                    .and_then(|item| item.get("unsubscribe_token")?.as_s().ok().cloned())
+                    .ok_or_else(|| StoreError::Corrupt("unsubscribe token vanished".into()))
+            }
+        }
+    }
+
+    async fn unsubscribe(&self, token: &str) -> Result<bool, StoreError> {
+        let Some(user) = self
+            .get(unsubscribe_key(token))
+            .await?
+            .and_then(|item| item.get("user_id")?.as_s().ok().cloned())
+        else {
+            return Ok(false);
+        };
+        let user =
+            UserId::parse("user_id", &user).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.set_preferences(
+            &user,
+            Preferences {
+                notifications: false,
+            },
+        )
+        .await?;
+        Ok(true)
+    }
+
+    async fn recipients(&self, users: &[UserId]) -> Result<Vec<Recipient>, StoreError> {
+        let mut recipients = Vec::with_capacity(users.len());
+        for user in users {
+            if let Some(profile) = self.profile(user).await? {
+                recipients.push(Recipient {
+                    user_id: profile.id,
+                    email: profile.email,
+                });
+            }
+        }
+        Ok(recipients)
     }
 }

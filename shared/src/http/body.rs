@@ -118,6 +118,21 @@ impl JsonObject {
         }
     }
 
+    pub fn required_bool(&mut self, field: &str) -> Option<bool> {
+        match self.take(field) {
+            Some(Value::Bool(b)) => Some(b),
+            Some(_) => {
+                self.errors
+                    .push(FieldError::new(field, "must be true or false"));
+                None
+            }
+            None => {
+                self.errors.push(FieldError::new(field, "is required"));
+                None
+            }
+        }
+    }
+
     /// `Ok(None)` when absent or null; `Err(Recorded)` when present but not a string.
     pub fn optional_str(&mut self, field: &str) -> Result<Option<String>, Recorded> {
         match self.take(field) {

@@ -1,0 +1,42 @@
+//! `notifications`: mail followers about new events, and attendees about changes and
+//! cancellations, once per (recipient, event, version).
+
+mod handler;
+mod mail;
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use evently_shared::aws::{
+    DynamoEventStore, DynamoIdempotency, DynamoUserStore, SesMailer, sdk_config,
+};
+use evently_shared::config::required;
+use evently_shared::telemetry;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let events_table = required("EVENTS_TABLE")?;
+    let users_table = required("USERS_TABLE")?;
+    let idempotency_table = required("IDEMPOTENCY_TABLE")?;
+    let mail_from = required("MAIL_FROM")?;
+    let unsubscribe_url = required("UNSUBSCRIBE_URL")?;
+    let sdk = sdk_config().await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    let app = Arc::new(handler::Notifier {
+        events: DynamoEventStore::new(dynamo.clone(), &events_table),
+        follows: DynamoUserStore::new(dynamo.clone(), users_table, &events_table),
+        mailer: SesMailer::new(aws_sdk_sesv2::Client::new(&sdk), mail_from),
+        idempotency: DynamoIdempotency::new(dynamo, idempotency_table),
+        unsubscribe_url,
+    });
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+        let app = Arc::clone(&app);
+        async move {
+            let deadline_ms = i64::try_from(event.context.deadline).unwrap_or(i64::MAX);
+            app.handle_batch(event.payload, deadline_ms).await
+        }
+    }))
+    .await
+}
