@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use evently_shared::app::rebuild::{Progress, rebuild_read_model};
-use evently_shared::aws::{DynamoEventStore, DynamoReadModel, sdk_config};
+use evently_shared::aws::{DynamoEventStore, DynamoReadModel, DynamoSearchIndex, sdk_config};
 
 #[derive(Parser)]
 #[command(version, about)]
@@ -21,8 +21,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Re-project every event from the events table into the read model. Safe while traffic
-    /// flows: projections already newer than the events table are left alone.
+    /// Re-project every event from the events table into the read model and the search
+    /// index. Safe while traffic flows: entries already newer than the events table are left
+    /// alone.
     RebuildReadModel(Tables),
 }
 
@@ -74,8 +75,12 @@ impl Tables {
 
 fn show(progress: &Progress) {
     eprint!(
-        "\rpages {:>5}  events {:>8}  written {:>8}  already current {:>8}",
-        progress.pages, progress.scanned, progress.written, progress.already_current
+        "\rpages {:>5}  events {:>8}  written {:>8}  already current {:>8}  indexed {:>8}",
+        progress.pages,
+        progress.scanned,
+        progress.written,
+        progress.already_current,
+        progress.indexed
     );
     let _ = std::io::stderr().flush();
 }
@@ -94,14 +99,15 @@ async fn main() -> ExitCode {
             };
             let dynamo = aws_sdk_dynamodb::Client::new(&sdk_config().await);
             let source = DynamoEventStore::new(dynamo.clone(), &events);
-            let target = DynamoReadModel::new(dynamo, &read_model);
-            eprintln!("rebuilding {read_model} from {events}");
-            match rebuild_read_model(&source, &target, show).await {
+            let target = DynamoReadModel::new(dynamo.clone(), &read_model);
+            let search = DynamoSearchIndex::new(dynamo, &read_model);
+            eprintln!("rebuilding {read_model} (read model and search index) from {events}");
+            match rebuild_read_model(&source, &target, &search, show).await {
                 Ok(done) => {
                     eprintln!();
                     println!(
-                        "done: {} events, {} written, {} already current",
-                        done.scanned, done.written, done.already_current
+                        "done: {} events, {} written, {} already current, {} indexed",
+                        done.scanned, done.written, done.already_current, done.indexed
                     );
                     ExitCode::SUCCESS
                 }

@@ -246,9 +246,10 @@ export class EventlyStack extends Stack {
         ],
       }),
     );
+    // The read model's base table also holds the search entries (queried by partition).
     eventsApi.addToRolePolicy(
       new PolicyStatement({
-        actions: ['dynamodb:GetItem', 'dynamodb:Query'],
+        actions: ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query'],
         resources: [readModelTable.tableArn, `${readModelTable.tableArn}/index/upcoming`],
       }),
     );
@@ -322,6 +323,20 @@ export class EventlyStack extends Stack {
     );
     authApi.addToRolePolicy(
       new PolicyStatement({ actions: ['secretsmanager:GetSecretValue'], resources: [keySecret.secretArn] }),
+    );
+
+    const searchIndex = this.consumer(
+      'search-index',
+      [EVENT_CREATED, EVENT_UPDATED, EVENT_CANCELLED],
+      { READ_MODEL_TABLE: readModelTable.tableName },
+      topic,
+      alarmTopic,
+    );
+    searchIndex.fn.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:BatchWriteItem'],
+        resources: [readModelTable.tableArn],
+      }),
     );
 
     const analytics = this.consumer(
@@ -490,6 +505,7 @@ export class EventlyStack extends Stack {
     out('AnalyticsQueueUrl', analytics.queue.queueUrl, 'analytics queue');
     out('AnalyticsFunctionName', analytics.fn.functionName, 'analytics function');
     out('NotificationsFunctionName', notifications.fn.functionName, 'notifications function');
+    out('SearchIndexFunctionName', searchIndex.fn.functionName, 'search-index function');
     out('AuthApiFunctionName', authApi.functionName, 'auth-api function');
     out('WelcomeEmailFunctionName', welcomeEmail.fn.functionName, 'welcome-email function');
     out('EventsApiFunctionName', eventsApi.functionName, 'events-api function');

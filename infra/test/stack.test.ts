@@ -8,7 +8,7 @@ import { Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { EventlyStack, settingsFromContext } from '../lib/evently-stack';
 
-const FUNCTIONS = ['events-api', 'outbox-relay', 'read-model-updater', 'auth-api', 'welcome-email', 'jwt-keys', 'analytics', 'notifications'];
+const FUNCTIONS = ['events-api', 'outbox-relay', 'read-model-updater', 'auth-api', 'welcome-email', 'jwt-keys', 'analytics', 'notifications', 'search-index'];
 
 /** Placeholder bootstraps: the template, not the binaries, is under test here. */
 function fakeAssets(): string {

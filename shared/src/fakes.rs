@@ -806,3 +806,74 @@ impl crate::ports::Follows for InMemoryUsers {
             .collect())
     }
 }
+
+/// An indexed event: its version, what it is filed under (if listed), and the event.
+type Indexed = (u64, Option<crate::domain::SearchEntry>, Event);
+
+/// The search index in memory, using the same entries and matching as the real one.
+#[derive(Debug, Default)]
+pub struct InMemorySearch {
+    entries: Mutex<BTreeMap<EventId, Indexed>>,
+}
+
+#[async_trait]
+impl crate::ports::SearchIndex for InMemorySearch {
+    async fn index(&self, event: &Event) -> Result<Applied, StoreError> {
+        let mut entries = self.entries.lock().unwrap();
+        if entries
+            .get(&event.id)
+            .is_some_and(|(v, _, _)| *v >= event.version)
+        {
+            return Ok(Applied::Stale);
+        }
+        entries.insert(
+            event.id,
+            (
+                event.version,
+                crate::domain::SearchEntry::of(event),
+                event.clone(),
+            ),
+        );
+        Ok(Applied::Changed)
+    }
+
+    async fn search(
+        &self,
+        query: &crate::domain::SearchQuery,
+        after: crate::domain::Timestamp,
+        limit: u16,
+        cursor: Option<Cursor>,
+    ) -> Result<Page<EventId>, StoreError> {
+        let entries = self.entries.lock().unwrap();
+        let mut found: Vec<&Event> = entries
+            .values()
+            .filter_map(|(_, entry, event)| {
+                let entry = entry.as_ref()?;
+                let partition_ok = entry.partitions.contains(&query.partition());
+                let tags: Vec<String> = event.tags.iter().map(|t| t.as_str().to_owned()).collect();
+                let in_range = event.starts_at > after
+                    && query.from.is_none_or(|f| event.starts_at >= f)
+                    && query.to.is_none_or(|t| event.starts_at <= t)
+                    && cursor.is_none_or(|c| (event.starts_at, event.id) > (c.starts_at, c.id));
+                (partition_ok
+                    && in_range
+                    && query.matches(&entry.words, &tags, event.organizer_id.as_str()))
+                .then_some(event)
+            })
+            .collect();
+        found.sort_by_key(|e| (e.starts_at, e.id));
+        let more = found.len() > usize::from(limit);
+        found.truncate(usize::from(limit));
+        let next = more.then(|| {
+            let last = found.last().expect("a full page has a last item");
+            Cursor {
+                starts_at: last.starts_at,
+                id: last.id,
+            }
+        });
+        Ok(Page {
+            items: found.iter().map(|e| e.id).collect(),
+            next,
+        })
+    }
+}

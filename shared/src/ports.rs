@@ -461,3 +461,22 @@ pub trait Follows: Send + Sync {
     /// Profiles of `users` that exist, as recipients.
     async fn recipients(&self, users: &[UserId]) -> Result<Vec<Recipient>, StoreError>;
 }
+
+// ---- Search ------------------------------------------------------------------------------
+
+/// The search entries in the read-model table.
+#[async_trait]
+pub trait SearchIndex: Send + Sync {
+    /// Files `event` under its current terms and removes what its older version was filed
+    /// under; a version not newer than the indexed one changes nothing.
+    async fn index(&self, event: &Event) -> Result<Applied, StoreError>;
+
+    /// Ids of matching events starting after `after`, in start order, from `cursor` on.
+    async fn search(
+        &self,
+        query: &crate::domain::SearchQuery,
+        after: Timestamp,
+        limit: u16,
+        cursor: Option<Cursor>,
+    ) -> Result<Page<EventId>, StoreError>;
+}

@@ -3,14 +3,14 @@
 use evently_shared::app::events::{self, ChangeError, ReadSource};
 use evently_shared::domain::{
     Capacity, Description, Event, EventDraft, EventId, EventPatch, FieldError, FieldErrors,
-    Schedule, Tag, Tags, Timestamp, Title, Venue, Visibility,
+    Schedule, SearchQuery, Tag, Tags, Timestamp, Title, UserId, Venue, Visibility,
 };
 use evently_shared::http::{
     ApiError, Body, JsonObject, QueryParams, Recorded, Request, Response, ResponseContext, caller,
     encode_cursor, json_object, optional_caller, serve,
 };
 use evently_shared::ports::{
-    Analytics, Consistency, EventReader, EventStore, PageRequest, RsvpOutcome,
+    Analytics, Consistency, EventReader, EventStore, PageRequest, RsvpOutcome, SearchIndex,
 };
 use evently_shared::tokens::TokenVerifier;
 use lambda_http::http::{HeaderValue, Method, StatusCode, header};
@@ -18,10 +18,11 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 /// The function's dependencies, as ports, so tests can run it against in-memory ones.
-pub struct App<S, R, A> {
+pub struct App<S, R, A, X> {
     pub store: S,
     pub read_model: R,
     pub analytics: A,
+    pub search: X,
     pub tokens: TokenVerifier,
 }
 
@@ -45,7 +46,7 @@ struct EventList<'a, T: Serialize> {
     next_cursor: Option<String>,
 }
 
-impl<S: EventStore, R: EventReader, A: Analytics> App<S, R, A> {
+impl<S: EventStore, R: EventReader, A: Analytics, X: SearchIndex> App<S, R, A, X> {
     /// Answers one request. Never fails: every error becomes a problem+json response.
     pub async fn handle(&self, request: Request) -> Response<Body> {
         let ctx = ResponseContext::for_request(&request);
@@ -115,14 +116,23 @@ impl<S: EventStore, R: EventReader, A: Analytics> App<S, R, A> {
         ctx: &ResponseContext,
     ) -> Result<Response<Body>, ApiError> {
         let query = QueryParams::parse(request)?;
+        let search = search_query(request)?;
         let page = PageRequest {
             after: Timestamp::now(),
             limit: query.limit,
             cursor: query.cursor,
         };
-        let (page, source) = events::list_events(&self.read_model, &self.store, page)
-            .await
-            .map_err(ApiError::internal)?;
+        let (page, source) = if search.is_empty() {
+            events::list_events(&self.read_model, &self.store, page)
+                .await
+                .map_err(ApiError::internal)?
+        } else {
+            // Search has no fallback: only the read-model table holds its indexes.
+            let found = events::search_events(&self.search, &self.read_model, &search, page)
+                .await
+                .map_err(ApiError::internal)?;
+            (found, ReadSource::ReadModel)
+        };
         let body = EventList {
             items: &page.items,
             next_cursor: page.next.as_ref().map(encode_cursor),
@@ -275,7 +285,7 @@ impl<S: EventStore, R: EventReader, A: Analytics> App<S, R, A> {
     }
 }
 
-impl<S: EventStore, R: EventReader, A: Analytics> App<S, R, A> {
+impl<S: EventStore, R: EventReader, A: Analytics, X: SearchIndex> App<S, R, A, X> {
     async fn stats(
         &self,
         request: &Request,
@@ -331,6 +341,41 @@ impl<S: EventStore, R: EventReader, A: Analytics> App<S, R, A> {
             StatusCode::OK,
             &serde_json::json!({ "from": from, "to": to, "days": days }),
         ))
+    }
+}
+
+/// The search parameters of GET /events: `q`, `tag`, `organizer`, `from`, `to`.
+fn search_query(request: &Request) -> Result<SearchQuery, ApiError> {
+    use lambda_http::RequestExt;
+    let params = request.query_string_parameters();
+    let mut errors = FieldErrors::default();
+    let mut query = SearchQuery::default();
+    if let Some((words, prefix)) = params
+        .first("q")
+        .and_then(|raw| errors.collect(SearchQuery::parse_q(raw)))
+    {
+        query.words = words;
+        query.prefix = prefix;
+    }
+    if let Some(raw) = params.first("tag") {
+        query.tag = errors.collect(Tag::parse("tag", raw));
+    }
+    if let Some(raw) = params.first("organizer") {
+        query.organizer = errors.collect(UserId::parse("organizer", raw));
+    }
+    if let Some(raw) = params.first("from") {
+        query.from = errors.collect(Timestamp::parse("from", raw));
+    }
+    if let Some(raw) = params.first("to") {
+        query.to = errors.collect(Timestamp::parse("to", raw));
+    }
+    if query.from.zip(query.to).is_some_and(|(from, to)| from > to) {
+        errors.push(FieldError::new("from", "must not be after to"));
+    }
+    if errors.is_empty() {
+        Ok(query)
+    } else {
+        Err(errors.into())
     }
 }
 
@@ -581,10 +626,10 @@ mod tests {
     use std::collections::HashMap;
 
     use evently_shared::domain::Event;
-    use evently_shared::domain::UserId;
     use evently_shared::envelope::DomainEvent;
     use evently_shared::fakes::{
-        InMemoryAnalytics, InMemoryEvents, Unavailable, schema_violations, test_keys,
+        InMemoryAnalytics, InMemoryEvents, InMemorySearch, Unavailable, schema_violations,
+        test_keys,
     };
     use evently_shared::ports::ReadModel;
     use evently_shared::tokens::TokenSigner;
@@ -598,7 +643,7 @@ mod tests {
     const AUDIENCE: &str = "evently-api";
 
     struct Harness<R> {
-        app: App<InMemoryEvents, R, InMemoryAnalytics>,
+        app: App<InMemoryEvents, R, InMemoryAnalytics, InMemorySearch>,
         signer: TokenSigner,
     }
 
@@ -609,6 +654,7 @@ mod tests {
                 store: InMemoryEvents::default(),
                 read_model,
                 analytics: InMemoryAnalytics::default(),
+                search: InMemorySearch::default(),
                 tokens: TokenVerifier::new(&config).unwrap(),
             },
             signer,
@@ -1358,5 +1404,67 @@ mod tests {
         assert_eq!(problem_fields(&bad), ["from"]);
         assert_eq!(problem_fields(&backwards), ["from"]);
         assert_eq!(problem_fields(&too_long), ["from"]);
+    }
+
+    #[tokio::test]
+    async fn search_combines_words_prefix_tag_and_dates_and_names_bad_parameters() {
+        let h = harness();
+        let mut cafe = valid_body();
+        cafe["title"] = json!("Café Rust meetup");
+        cafe["tags"] = json!(["rust"]);
+        let cafe = create(&h, "owner", cafe).await;
+        let mut other = valid_body();
+        other["title"] = json!("Python evening");
+        other["tags"] = json!(["python"]);
+        let other = create(&h, "owner", other).await;
+        for event in [&cafe, &other] {
+            h.app.read_model.apply(event).await.unwrap();
+            h.app.search.index(event).await.unwrap();
+        }
+        let ids = |r: &Response<Body>| -> Vec<String> {
+            json_of(r)["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["id"].as_str().unwrap().to_owned())
+                .collect()
+        };
+
+        let by_words = h
+            .app
+            .handle(get("/events", &[("q", "CAFE ru")], None))
+            .await;
+        let by_tag = h
+            .app
+            .handle(get("/events", &[("tag", "python")], None))
+            .await;
+        let none = h
+            .app
+            .handle(get("/events", &[("q", "cafe"), ("tag", "python")], None))
+            .await;
+        let too_late = h
+            .app
+            .handle(get(
+                "/events",
+                &[("q", "rust"), ("to", &in_days(1, 0))],
+                None,
+            ))
+            .await;
+        let bad = h
+            .app
+            .handle(get(
+                "/events",
+                &[("tag", "Not A Slug"), ("from", "soon")],
+                None,
+            ))
+            .await;
+
+        assert_eq!(ids(&by_words), [cafe.id.to_string()]);
+        assert_eq!(ids(&by_tag), [other.id.to_string()]);
+        assert!(ids(&none).is_empty());
+        assert!(ids(&too_late).is_empty());
+        let mut fields = problem_fields(&bad);
+        fields.sort();
+        assert_eq!(fields, ["from", "tag"]);
     }
 }

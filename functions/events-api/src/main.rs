@@ -5,7 +5,9 @@ mod handler;
 
 use std::sync::Arc;
 
-use evently_shared::aws::{DynamoAnalytics, DynamoEventStore, DynamoReadModel, sdk_config};
+use evently_shared::aws::{
+    DynamoAnalytics, DynamoEventStore, DynamoReadModel, DynamoSearchIndex, sdk_config,
+};
 use evently_shared::telemetry;
 use evently_shared::tokens::TokenVerifier;
 use lambda_http::{Error, Request, service_fn};
@@ -17,7 +19,8 @@ async fn main() -> Result<(), Error> {
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk_config().await);
     let app = Arc::new(handler::App {
         store: DynamoEventStore::new(dynamo.clone(), config.events_table),
-        read_model: DynamoReadModel::new(dynamo.clone(), config.read_model_table),
+        read_model: DynamoReadModel::new(dynamo.clone(), &config.read_model_table),
+        search: DynamoSearchIndex::new(dynamo.clone(), config.read_model_table),
         analytics: DynamoAnalytics::new(dynamo, config.analytics_table),
         tokens: TokenVerifier::new(&config.tokens)?,
     });

@@ -283,3 +283,27 @@ pub async fn my_rsvps(
     events.truncate(usize::from(limit));
     Ok(events)
 }
+
+/// Searches events (`q`, `tag`, `organizer`, `from`, `to`) through the search index, then
+/// reads the matches from the read model, in start order.
+pub async fn search_events(
+    index: &impl crate::ports::SearchIndex,
+    read_model: &impl EventReader,
+    query: &crate::domain::SearchQuery,
+    page: PageRequest,
+) -> Result<Page<Event>, StoreError> {
+    let found = index
+        .search(query, page.after, page.limit, page.cursor)
+        .await?;
+    let mut events: Vec<Event> = read_model
+        .get_many(&found.items)
+        .await?
+        .into_iter()
+        .filter(Event::is_listed_publicly)
+        .collect();
+    events.sort_by_key(|e| (e.starts_at, e.id));
+    Ok(Page {
+        items: events,
+        next: found.next,
+    })
+}

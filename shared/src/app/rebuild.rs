@@ -1,10 +1,10 @@
-//! Rebuilding the read model from the system of record.
+//! Rebuilding the read model and the search index from the system of record.
 //!
 //! Safe while traffic flows: every write goes through the read model's version guard, so a
 //! projection the consumer has already moved past is left alone, and one the rebuild writes is
 //! superseded by any newer envelope that arrives later.
 
-use crate::ports::{Applied, EventScan, ReadModel, StoreError};
+use crate::ports::{Applied, EventScan, ReadModel, SearchIndex, StoreError};
 
 /// Running totals, reported after every page.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -13,11 +13,14 @@ pub struct Progress {
     pub scanned: u64,
     pub written: u64,
     pub already_current: u64,
+    /// Events whose search entries were (re)written.
+    pub indexed: u64,
 }
 
 pub async fn rebuild_read_model(
     source: &impl EventScan,
     read_model: &impl ReadModel,
+    search: &impl SearchIndex,
     mut report: impl FnMut(&Progress),
 ) -> Result<Progress, StoreError> {
     let mut progress = Progress::default();
@@ -28,6 +31,9 @@ pub async fn rebuild_read_model(
             match read_model.apply(event).await? {
                 Applied::Changed => progress.written += 1,
                 Applied::Stale => progress.already_current += 1,
+            }
+            if search.index(event).await? == Applied::Changed {
+                progress.indexed += 1;
             }
         }
         progress.pages += 1;
@@ -83,14 +89,18 @@ mod tests {
         read_model.apply(&newer).await.unwrap();
         let mut reports = Vec::new();
 
-        let done = rebuild_read_model(&source, &read_model, |p| reports.push(*p))
-            .await
-            .unwrap();
+        let search = crate::fakes::InMemorySearch::default();
+        let done = rebuild_read_model(&source, &read_model, &search, |p: &Progress| {
+            reports.push(*p)
+        })
+        .await
+        .unwrap();
 
         assert_eq!(
             (done.scanned, done.written, done.already_current),
             (5, 4, 1)
         );
+        assert_eq!(done.indexed, 5);
         assert_eq!(reports.len(), 3, "one report per page of two");
         let kept = read_model
             .get(&events[0].id, Consistency::Eventual)

@@ -6,6 +6,7 @@
 mod analytics;
 mod dynamo;
 mod idempotency;
+mod search;
 mod secrets;
 mod ses;
 mod sns;
@@ -14,6 +15,7 @@ mod users;
 pub use analytics::DynamoAnalytics;
 pub use dynamo::{DynamoEventStore, DynamoReadModel, EventTable, OUTBOX_ENTITY, OutboxRecord};
 pub use idempotency::DynamoIdempotency;
+pub use search::DynamoSearchIndex;
 pub use secrets::SecretsManagerVault;
 pub use ses::SesMailer;
 pub use sns::SnsPublisher;

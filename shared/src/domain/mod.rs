@@ -57,6 +57,7 @@ macro_rules! bounded_text {
 
 mod event;
 mod field;
+mod search;
 mod time;
 mod user;
 
@@ -65,5 +66,6 @@ pub use event::{
     Tags, Title, UserId, Venue, Visibility,
 };
 pub use field::{FieldError, FieldErrors};
+pub use search::{SearchEntry, SearchQuery};
 pub use time::Timestamp;
 pub use user::{DisplayName, Email, Password, User};

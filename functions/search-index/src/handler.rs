@@ -1,0 +1,132 @@
+//! Files each event version in the search index, through the shared SQS batch kit. The
+//! index's version guard makes redelivery and reordering harmless.
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use evently_shared::consumer::{self, Message, MessageError};
+use evently_shared::envelope::{DomainEvent, Envelope};
+use evently_shared::ports::{Applied, SearchIndex, StoreError};
+use lambda_runtime::Error;
+
+pub async fn handle_batch(
+    index: &impl SearchIndex,
+    event: SqsEvent,
+) -> Result<SqsBatchResponse, Error> {
+    consumer::process_batch(event, |message| file(index, message)).await
+}
+
+async fn file(index: &impl SearchIndex, message: Message) -> Result<(), MessageError> {
+    let envelope =
+        Envelope::from_json(&message.body).map_err(|e| MessageError::Permanent(e.to_string()))?;
+    if message.correlation_id.is_none() {
+        tracing::Span::current().record("correlation_id", envelope.correlationid.as_str());
+    }
+    let event = match envelope
+        .domain_event()
+        .map_err(|e| MessageError::Permanent(e.to_string()))?
+    {
+        DomainEvent::EventCreated(event) | DomainEvent::EventCancelled(event) => event,
+        DomainEvent::EventUpdated(change) => change.event,
+        _ => {
+            tracing::info!(event_type = %envelope.event_type, "not indexed; envelope skipped");
+            return Ok(());
+        }
+    };
+    match index.index(&event).await {
+        Ok(Applied::Changed) => {
+            tracing::info!(event_id = %event.id, version = event.version, "search entries updated");
+            Ok(())
+        }
+        Ok(Applied::Stale) => {
+            tracing::info!(event_id = %event.id, version = event.version, "index already as new; envelope skipped");
+            Ok(())
+        }
+        Err(StoreError::Corrupt(reason)) => Err(MessageError::Retryable(reason)),
+        Err(error) => Err(MessageError::Retryable(error.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use evently_shared::domain::{SearchQuery, Timestamp};
+    use evently_shared::fakes::InMemorySearch;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    const CREATED: &str = include_str!("../../../events-fixtures/sqs-event-created.json");
+
+    fn with(version: u64, status: &str, venue: &str) -> SqsEvent {
+        let mut batch: Value = serde_json::from_str(CREATED).unwrap();
+        let mut envelope: Value =
+            serde_json::from_str(batch["Records"][0]["body"].as_str().unwrap()).unwrap();
+        envelope["entityversion"] = json!(version);
+        envelope["data"]["version"] = json!(version);
+        envelope["data"]["status"] = json!(status);
+        envelope["data"]["venue"] = json!(venue);
+        if status == "cancelled" {
+            envelope["type"] = json!("evently.event.cancelled.v1");
+        }
+        batch["Records"][0]["body"] = json!(envelope.to_string());
+        serde_json::from_value(batch).unwrap()
+    }
+
+    async fn found(index: &InMemorySearch, q: &str) -> usize {
+        let (words, prefix) = SearchQuery::parse_q(q).unwrap();
+        let query = SearchQuery {
+            words,
+            prefix,
+            ..Default::default()
+        };
+        let after = Timestamp::parse("t", "2026-01-01T00:00:00Z").unwrap();
+        index
+            .search(&query, after, 10, None)
+            .await
+            .unwrap()
+            .items
+            .len()
+    }
+
+    #[tokio::test]
+    async fn an_event_is_findable_by_its_words_and_a_prefix() {
+        let index = InMemorySearch::default();
+
+        handle_batch(&index, serde_json::from_str(CREATED).unwrap())
+            .await
+            .unwrap();
+
+        assert_eq!(found(&index, "LAMBDA nig").await, 1);
+        assert_eq!(found(&index, "python").await, 0);
+    }
+
+    #[tokio::test]
+    async fn a_cancellation_removes_the_event_and_an_older_version_cannot_bring_it_back() {
+        let index = InMemorySearch::default();
+
+        handle_batch(&index, with(1, "scheduled", "Town hall"))
+            .await
+            .unwrap();
+        handle_batch(&index, with(2, "cancelled", "Town hall"))
+            .await
+            .unwrap();
+        handle_batch(&index, with(1, "scheduled", "Town hall"))
+            .await
+            .unwrap();
+
+        assert_eq!(found(&index, "rust").await, 0);
+    }
+
+    #[tokio::test]
+    async fn an_update_replaces_stale_terms() {
+        let index = InMemorySearch::default();
+
+        handle_batch(&index, with(1, "scheduled", "Town hall"))
+            .await
+            .unwrap();
+        handle_batch(&index, with(2, "scheduled", "Library"))
+            .await
+            .unwrap();
+
+        assert_eq!(found(&index, "town").await, 0);
+        assert_eq!(found(&index, "library").await, 1);
+    }
+}

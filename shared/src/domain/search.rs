@@ -1,0 +1,291 @@
+//! Search terms and queries: how text becomes index keys, and how a query picks its index.
+//!
+//! Matching is case- and accent-insensitive (`Café` finds `cafe`), on whole words, with a
+//! prefix match on the query's last word (`rus` finds `rust`). Each listed event is filed
+//! under a handful of partitions (one per distinct word, per prefix of its short-text words,
+//! per tag, its organizer, and "all"), sorted by `starts_at#id`; a query reads the one most
+//! selective partition in start order and checks the rest of its conditions on each entry.
+
+use std::collections::BTreeSet;
+
+use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::is_combining_mark;
+
+use super::{Event, FieldError, Tag, Timestamp, UserId};
+
+/// Prefixes shorter than this are not indexed: they would match nearly everything.
+pub const MIN_PREFIX: usize = 3;
+/// Prefixes are indexed up to this length; longer query words are matched by checking.
+pub const MAX_PREFIX: usize = 8;
+/// Distinct words indexed per event (title, venue and tags first, then description).
+pub const MAX_WORDS: usize = 60;
+/// Words of a query.
+pub const MAX_QUERY_WORDS: usize = 8;
+
+/// Lowercase, accents removed, split into words of letters and digits.
+pub fn words(text: &str) -> Vec<String> {
+    let folded: String = text
+        .nfd()
+        .filter(|c| !is_combining_mark(*c))
+        .collect::<String>()
+        .to_lowercase();
+    folded
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn prefixes(word: &str) -> impl Iterator<Item = String> + '_ {
+    let chars: Vec<char> = word.chars().collect();
+    (MIN_PREFIX..=MAX_PREFIX.min(chars.len())).map(move |n| chars[..n].iter().collect())
+}
+
+/// What an event is filed under in the search index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchEntry {
+    /// Partition keys (`TERM#..`, `PREFIX#..`, `TAG#..`, `ORG#..`, `ALL`).
+    pub partitions: BTreeSet<String>,
+    /// Sort key inside every partition.
+    pub sort_key: String,
+    /// Every indexed word, for checking multi-word queries.
+    pub words: BTreeSet<String>,
+}
+
+impl SearchEntry {
+    /// The entry for `event`, or `None` if it must not be findable (private or cancelled).
+    pub fn of(event: &Event) -> Option<Self> {
+        if !event.is_listed_publicly() {
+            return None;
+        }
+        let short_text: Vec<String> = words(event.title.as_str())
+            .into_iter()
+            .chain(words(event.venue.as_str()))
+            .chain(event.tags.iter().flat_map(|t| words(t.as_str())))
+            .collect();
+        let mut all_words: BTreeSet<String> = BTreeSet::new();
+        let mut partitions: BTreeSet<String> = BTreeSet::new();
+        for word in &short_text {
+            if all_words.len() >= MAX_WORDS {
+                break;
+            }
+            all_words.insert(word.clone());
+            partitions.extend(prefixes(word).map(|p| format!("PREFIX#{p}")));
+        }
+        for word in words(event.description.as_str()) {
+            if all_words.len() >= MAX_WORDS {
+                break;
+            }
+            all_words.insert(word);
+        }
+        partitions.extend(all_words.iter().map(|w| format!("TERM#{w}")));
+        partitions.extend(event.tags.iter().map(|t| format!("TAG#{}", t.as_str())));
+        partitions.insert(format!("ORG#{}", event.organizer_id));
+        partitions.insert("ALL".to_owned());
+        Some(Self {
+            partitions,
+            sort_key: format!("{}#{}", event.starts_at, event.id),
+            words: all_words,
+        })
+    }
+}
+
+/// A parsed search: every condition is optional; all given ones must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SearchQuery {
+    /// Whole words that must all appear.
+    pub words: Vec<String>,
+    /// The last query word: some indexed word must start with it.
+    pub prefix: Option<String>,
+    pub tag: Option<Tag>,
+    pub organizer: Option<UserId>,
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
+}
+
+impl SearchQuery {
+    pub fn parse_q(raw: &str) -> Result<(Vec<String>, Option<String>), FieldError> {
+        if raw.chars().count() > 200 {
+            return Err(FieldError::new("q", "must be at most 200 characters"));
+        }
+        let mut words = words(raw);
+        if words.len() > MAX_QUERY_WORDS {
+            return Err(FieldError::new(
+                "q",
+                format!("must have at most {MAX_QUERY_WORDS} words"),
+            ));
+        }
+        let prefix = words.pop();
+        Ok((words, prefix))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.words.is_empty()
+            && self.prefix.is_none()
+            && self.tag.is_none()
+            && self.organizer.is_none()
+            && self.from.is_none()
+            && self.to.is_none()
+    }
+
+    /// The partition to read: the most selective condition that has one.
+    pub fn partition(&self) -> String {
+        if let Some(word) = self.words.first() {
+            return format!("TERM#{word}");
+        }
+        if let Some(prefix) = &self.prefix {
+            let chars: Vec<char> = prefix.chars().collect();
+            if chars.len() >= MIN_PREFIX {
+                let indexed: String = chars[..chars.len().min(MAX_PREFIX)].iter().collect();
+                return format!("PREFIX#{indexed}");
+            }
+        }
+        if let Some(tag) = &self.tag {
+            return format!("TAG#{}", tag.as_str());
+        }
+        if let Some(organizer) = &self.organizer {
+            return format!("ORG#{organizer}");
+        }
+        "ALL".to_owned()
+    }
+
+    /// Whether an entry read from [`Self::partition`] meets every condition.
+    pub fn matches(&self, words: &BTreeSet<String>, tags: &[String], organizer: &str) -> bool {
+        self.words.iter().all(|w| words.contains(w))
+            && self
+                .prefix
+                .as_ref()
+                .is_none_or(|p| words.iter().any(|w| w.starts_with(p.as_str())))
+            && self
+                .tag
+                .as_ref()
+                .is_none_or(|t| tags.iter().any(|x| x == t.as_str()))
+            && self
+                .organizer
+                .as_ref()
+                .is_none_or(|o| o.as_str() == organizer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Description, EventDraft, Schedule, Tags, Title, Venue, Visibility};
+
+    fn event(title: &str, description: &str, tags: &[&str], visibility: Visibility) -> Event {
+        let now = Timestamp::now();
+        let draft = EventDraft {
+            title: Title::parse("title", title).unwrap(),
+            description: Description::parse("d", description).unwrap(),
+            schedule: Schedule::upcoming(now.plus_seconds(60), now.plus_seconds(120), now).unwrap(),
+            venue: Venue::parse("venue", "Café Müller").unwrap(),
+            tags: Tags::new(tags.iter().map(|t| Tag::parse("t", t).unwrap()).collect()).unwrap(),
+            visibility,
+            capacity: None,
+        };
+        Event::create(draft, UserId::parse("sub", "org-1").unwrap(), now)
+    }
+
+    #[test]
+    fn words_are_case_and_accent_insensitive() {
+        assert_eq!(
+            words("Crème BRÛLÉE, naïve-café!"),
+            ["creme", "brulee", "naive", "cafe"]
+        );
+    }
+
+    #[test]
+    fn an_event_is_filed_under_its_words_prefixes_tags_organizer_and_all() {
+        let entry = SearchEntry::of(&event(
+            "Rust Night",
+            "Talks about async",
+            &["systems"],
+            Visibility::Public,
+        ))
+        .unwrap();
+
+        for key in [
+            "TERM#rust",
+            "TERM#async",
+            "TERM#cafe",
+            "PREFIX#rus",
+            "PREFIX#nig",
+            "PREFIX#mull",
+            "TAG#systems",
+            "ORG#org-1",
+            "ALL",
+        ] {
+            assert!(
+                entry.partitions.contains(key),
+                "{key} in {:?}",
+                entry.partitions
+            );
+        }
+        assert!(
+            !entry.partitions.contains("PREFIX#ru"),
+            "prefixes start at three characters"
+        );
+        assert!(
+            !entry.partitions.contains("PREFIX#tal"),
+            "description words are not prefixed"
+        );
+    }
+
+    #[test]
+    fn private_and_cancelled_events_are_not_indexed() {
+        assert!(SearchEntry::of(&event("Secret", "", &[], Visibility::Private)).is_none());
+        assert!(SearchEntry::of(&event("Off", "", &[], Visibility::Public).cancelled()).is_none());
+    }
+
+    #[test]
+    fn a_query_reads_its_most_selective_partition_and_checks_the_rest() {
+        let (words, prefix) = SearchQuery::parse_q("Café rus").unwrap();
+        let query = SearchQuery {
+            words,
+            prefix,
+            ..Default::default()
+        };
+        let entry = SearchEntry::of(&event("Rust Night", "", &[], Visibility::Public)).unwrap();
+
+        assert_eq!(query.partition(), "TERM#cafe");
+        assert!(query.matches(&entry.words, &[], "org-1"));
+        let other = SearchQuery {
+            words: vec!["cafe".into()],
+            prefix: Some("pyth".into()),
+            ..Default::default()
+        };
+        assert!(!other.matches(&entry.words, &[], "org-1"));
+    }
+
+    #[test]
+    fn a_short_or_long_last_word_still_finds_by_checking() {
+        let entry = SearchEntry::of(&event(
+            "Internationalization workshop",
+            "",
+            &[],
+            Visibility::Public,
+        ))
+        .unwrap();
+        let long = SearchQuery {
+            prefix: Some("internationali".into()),
+            ..Default::default()
+        };
+        let short = SearchQuery {
+            prefix: Some("in".into()),
+            ..Default::default()
+        };
+
+        assert_eq!(long.partition(), "PREFIX#internat");
+        assert!(long.matches(&entry.words, &[], "org-1"));
+        assert_eq!(short.partition(), "ALL");
+        assert!(short.matches(&entry.words, &[], "org-1"));
+    }
+
+    #[test]
+    fn an_overlong_query_names_q() {
+        assert_eq!(
+            SearchQuery::parse_q(&"word ".repeat(9)).unwrap_err().field,
+            "q"
+        );
+    }
+}
