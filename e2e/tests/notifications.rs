@@ -225,3 +225,71 @@ fn attribute(value: &str) -> aws_sdk_sns::types::MessageAttributeValue {
         .build()
         .unwrap()
 }
+
+#[tokio::test]
+async fn follows_and_preferences_round_trip_through_the_gateway() {
+    let stack = Stack::load().await;
+    let (_, token, _) = account(&stack, "prefs").await;
+    let call = |method: reqwest::Method, path: &str, body: Option<Value>| {
+        let mut request = stack
+            .http
+            .request(method, stack.url(path))
+            .bearer_auth(&token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send()
+    };
+
+    let follow = call(
+        reqwest::Method::POST,
+        "/me/follows",
+        Some(json!({ "organizer_id": "someone" })),
+    )
+    .await
+    .unwrap();
+    let unfollow = call(
+        reqwest::Method::DELETE,
+        "/me/follows",
+        Some(json!({ "organizer_id": "someone" })),
+    )
+    .await
+    .unwrap();
+    let unfollow_again = call(
+        reqwest::Method::DELETE,
+        "/me/follows",
+        Some(json!({ "organizer_id": "someone" })),
+    )
+    .await
+    .unwrap();
+    let off = call(
+        reqwest::Method::PUT,
+        "/me/preferences",
+        Some(json!({ "notifications": false })),
+    )
+    .await
+    .unwrap();
+    let read: Value = call(reqwest::Method::GET, "/me/preferences", None)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bad = call(
+        reqwest::Method::PUT,
+        "/me/preferences",
+        Some(json!({ "notifications": 1 })),
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(follow.status(), 201);
+    assert_eq!(unfollow.json::<Value>().await.unwrap()["changed"], true);
+    assert_eq!(
+        unfollow_again.json::<Value>().await.unwrap()["changed"],
+        false
+    );
+    assert_eq!(off.status(), 200);
+    assert_eq!(read["notifications"], false);
+    assert_eq!(bad.status(), 400);
+}
