@@ -263,3 +263,53 @@ pub async fn mail_to(http: &reqwest::Client, address: &str) -> Vec<SentMail> {
         .filter(|m| m.to.iter().any(|to| to == address))
         .collect()
 }
+
+/// The envelope the outbox holds for the write made with `correlation` (found with a Scan:
+/// acceptable in a test, never in the product).
+pub async fn outbox_envelope(stack: &Stack, correlation: &str) -> String {
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk_config().await);
+    let found = dynamo
+        .scan()
+        .table_name(stack.output("EventsTableName"))
+        .filter_expression("correlation_id = :c")
+        .expression_attribute_values(
+            ":c",
+            aws_sdk_dynamodb::types::AttributeValue::S(correlation.to_owned()),
+        )
+        .send()
+        .await
+        .expect("Scan");
+    found.items()[0]["envelope"]
+        .as_s()
+        .expect("an outbox item holds its envelope")
+        .clone()
+}
+
+/// Publishes `body` to the domain-event topic `times` times with the attributes the relay
+/// sets: a redelivery, as SNS and SQS may make one.
+pub async fn redeliver(
+    stack: &Stack,
+    body: &str,
+    event_type: &str,
+    correlation: &str,
+    times: usize,
+) {
+    let sns = aws_sdk_sns::Client::new(&sdk_config().await);
+    let attribute = |value: &str| {
+        aws_sdk_sns::types::MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(value)
+            .build()
+            .expect("a string attribute")
+    };
+    for _ in 0..times {
+        sns.publish()
+            .topic_arn(stack.output("EventsTopicArn"))
+            .message(body)
+            .message_attributes("type", attribute(event_type))
+            .message_attributes("correlationid", attribute(correlation))
+            .send()
+            .await
+            .expect("Publish");
+    }
+}

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use evently_e2e::{Stack, correlation_id, eventually, mail_to, now_ms, sdk_config};
+use evently_e2e::{
+    Stack, correlation_id, eventually, mail_to, now_ms, outbox_envelope, redeliver, sdk_config,
+};
 use evently_shared::tokens::{KeyRing, TokenSigner};
 use serde_json::{Value, json};
 
@@ -126,8 +128,6 @@ async fn signup_sends_one_welcome_mail_and_login_gives_a_token_that_creates_even
 async fn the_same_user_created_delivered_three_times_still_yields_one_mail() {
     let stack = Stack::load().await;
     let config = sdk_config().await;
-    let dynamo = aws_sdk_dynamodb::Client::new(&config);
-    let sns = aws_sdk_sns::Client::new(&config);
     let logs = aws_sdk_cloudwatchlogs::Client::new(&config);
     let email = unique_email();
     let correlation = correlation_id("welcome-dup");
@@ -136,30 +136,17 @@ async fn the_same_user_created_delivered_three_times_still_yields_one_mail() {
         (!mail_to(&stack.http, &email).await.is_empty()).then_some(())
     })
     .await;
-    let outbox = dynamo
-        .scan()
-        .table_name(stack.output("EventsTableName"))
-        .filter_expression("correlation_id = :c")
-        .expression_attribute_values(
-            ":c",
-            aws_sdk_dynamodb::types::AttributeValue::S(correlation.clone()),
-        )
-        .send()
-        .await
-        .unwrap();
-    let envelope = outbox.items()[0]["envelope"].as_s().unwrap().clone();
+    let envelope = outbox_envelope(&stack, &correlation).await;
     let since = now_ms() - 1_000;
 
-    for _ in 0..2 {
-        sns.publish()
-            .topic_arn(stack.output("EventsTopicArn"))
-            .message(&envelope)
-            .message_attributes("type", attribute("evently.user.created.v1"))
-            .message_attributes("correlationid", attribute(&correlation))
-            .send()
-            .await
-            .unwrap();
-    }
+    redeliver(
+        &stack,
+        &envelope,
+        "evently.user.created.v1",
+        &correlation,
+        2,
+    )
+    .await;
 
     eventually(
         "two skipped redeliveries in the consumer log",
@@ -293,12 +280,4 @@ async fn jwks_publishes_the_key_the_tokens_are_signed_with() {
         .expect("the current key is published");
     assert_eq!(current["x"], stack.ring.current.public_key.as_str());
     assert!(keys.iter().all(|k| k.get("d").is_none()));
-}
-
-fn attribute(value: &str) -> aws_sdk_sns::types::MessageAttributeValue {
-    aws_sdk_sns::types::MessageAttributeValue::builder()
-        .data_type("String")
-        .string_value(value)
-        .build()
-        .unwrap()
 }

@@ -234,8 +234,6 @@ async fn a_cancelled_event_disappears_from_listings_but_stays_readable() {
 async fn analytics_count_each_rsvp_once_even_when_it_arrives_three_times() {
     let stack = Stack::load().await;
     let config = evently_e2e::sdk_config().await;
-    let dynamo = aws_sdk_dynamodb::Client::new(&config);
-    let sns = aws_sdk_sns::Client::new(&config);
     let logs = aws_sdk_cloudwatchlogs::Client::new(&config);
     let event = create(&stack, "counter-owner", body(None)).await;
     let id = event["id"].as_str().unwrap().to_owned();
@@ -260,28 +258,15 @@ async fn analytics_count_each_rsvp_once_even_when_it_arrives_three_times() {
         .await
         .unwrap();
     assert_eq!(withdrawn.status(), 204);
-    let outbox = dynamo
-        .scan()
-        .table_name(stack.output("EventsTableName"))
-        .filter_expression("correlation_id = :c")
-        .expression_attribute_values(
-            ":c",
-            aws_sdk_dynamodb::types::AttributeValue::S(correlation.clone()),
-        )
-        .send()
-        .await
-        .unwrap();
-    let envelope = outbox.items()[0]["envelope"].as_s().unwrap().clone();
-    for _ in 0..2 {
-        sns.publish()
-            .topic_arn(stack.output("EventsTopicArn"))
-            .message(&envelope)
-            .message_attributes("type", attribute("evently.rsvp.created.v1"))
-            .message_attributes("correlationid", attribute(&correlation))
-            .send()
-            .await
-            .unwrap();
-    }
+    let envelope = evently_e2e::outbox_envelope(&stack, &correlation).await;
+    evently_e2e::redeliver(
+        &stack,
+        &envelope,
+        "evently.rsvp.created.v1",
+        &correlation,
+        2,
+    )
+    .await;
 
     eventually(
         "two redeliveries skipped by analytics",
@@ -367,12 +352,4 @@ async fn daily_analytics_are_for_admins_only() {
 
     assert_eq!(as_user.status(), 403);
     assert!(counted["events_created"].as_i64().unwrap() >= 1);
-}
-
-fn attribute(value: &str) -> aws_sdk_sns::types::MessageAttributeValue {
-    aws_sdk_sns::types::MessageAttributeValue::builder()
-        .data_type("String")
-        .string_value(value)
-        .build()
-        .unwrap()
 }

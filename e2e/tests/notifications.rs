@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use evently_e2e::{Stack, correlation_id, eventually, mail_to, now_ms, sdk_config};
+use evently_e2e::{
+    Stack, correlation_id, eventually, mail_to, now_ms, outbox_envelope, redeliver, sdk_config,
+};
 use serde_json::{Value, json};
 
 const PROPAGATION: Duration = Duration::from_secs(30);
@@ -55,8 +57,6 @@ fn event_body(title: &str, tag: &str) -> Value {
 async fn a_follower_of_a_tag_gets_one_mail_for_a_new_event_and_can_unsubscribe_by_link() {
     let stack = Stack::load().await;
     let config = sdk_config().await;
-    let dynamo = aws_sdk_dynamodb::Client::new(&config);
-    let sns = aws_sdk_sns::Client::new(&config);
     let logs = aws_sdk_cloudwatchlogs::Client::new(&config);
     let tag = format!("t{}", ulid::Ulid::generate().to_string().to_lowercase());
     let (email, token, _) = account(&stack, "follower").await;
@@ -93,28 +93,15 @@ async fn a_follower_of_a_tag_gets_one_mail_for_a_new_event_and_can_unsubscribe_b
     })
     .await;
     // Deliver the same EventCreated twice more: still one mail.
-    let outbox = dynamo
-        .scan()
-        .table_name(stack.output("EventsTableName"))
-        .filter_expression("correlation_id = :c")
-        .expression_attribute_values(
-            ":c",
-            aws_sdk_dynamodb::types::AttributeValue::S(correlation.clone()),
-        )
-        .send()
-        .await
-        .unwrap();
-    let envelope = outbox.items()[0]["envelope"].as_s().unwrap().clone();
-    for _ in 0..2 {
-        sns.publish()
-            .topic_arn(stack.output("EventsTopicArn"))
-            .message(&envelope)
-            .message_attributes("type", attribute("evently.event.created.v1"))
-            .message_attributes("correlationid", attribute(&correlation))
-            .send()
-            .await
-            .unwrap();
-    }
+    let envelope = outbox_envelope(&stack, &correlation).await;
+    redeliver(
+        &stack,
+        &envelope,
+        "evently.event.created.v1",
+        &correlation,
+        2,
+    )
+    .await;
     eventually("three notification runs", PROPAGATION, || async {
         let lines = stack
             .log_lines(&logs, "NotificationsFunctionName", since)
@@ -216,14 +203,6 @@ async fn a_venue_change_mails_every_attendee_once() {
         assert_eq!(mail.len(), 1, "{email} mailed once");
         assert!(mail[0].text.contains("Where: Hall M"));
     }
-}
-
-fn attribute(value: &str) -> aws_sdk_sns::types::MessageAttributeValue {
-    aws_sdk_sns::types::MessageAttributeValue::builder()
-        .data_type("String")
-        .string_value(value)
-        .build()
-        .unwrap()
 }
 
 #[tokio::test]

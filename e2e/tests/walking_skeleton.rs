@@ -243,7 +243,6 @@ async fn a_duplicated_delivery_leaves_the_read_model_unchanged() {
     let stack = Stack::load().await;
     let config = sdk_config().await;
     let dynamo = aws_sdk_dynamodb::Client::new(&config);
-    let sns = aws_sdk_sns::Client::new(&config);
     let logs = aws_sdk_cloudwatchlogs::Client::new(&config);
     let correlation = correlation_id("duplicate");
     let created = create_event(&stack, &correlation, "Delivered twice").await;
@@ -276,32 +275,14 @@ async fn a_duplicated_delivery_leaves_the_read_model_unchanged() {
     };
     let before = eventually("the projection", PROPAGATION, projection).await;
     // The envelope exactly as the relay published it, from the outbox item.
-    let outbox = dynamo
-        .scan()
-        .table_name(stack.output("EventsTableName"))
-        .filter_expression("correlation_id = :c")
-        .expression_attribute_values(
-            ":c",
-            aws_sdk_dynamodb::types::AttributeValue::S(correlation.clone()),
-        )
-        .send()
-        .await
-        .unwrap();
-    let envelope = outbox.items()[0]["envelope"].as_s().unwrap().clone();
+    let envelope = evently_e2e::outbox_envelope(&stack, &correlation).await;
     // Same entity version, different content: a broken version guard would let this through.
     let mut tampered: Value = serde_json::from_str(&envelope).unwrap();
     tampered["data"]["title"] = json!("Overwritten by a duplicate");
     let since = now_ms() - 1_000;
 
     for body in [envelope.clone(), envelope, tampered.to_string()] {
-        sns.publish()
-            .topic_arn(stack.output("EventsTopicArn"))
-            .message(body)
-            .message_attributes("type", string_attribute("evently.event.created.v1"))
-            .message_attributes("correlationid", string_attribute(&correlation))
-            .send()
-            .await
-            .unwrap();
+        evently_e2e::redeliver(&stack, &body, "evently.event.created.v1", &correlation, 1).await;
     }
 
     eventually(
@@ -320,12 +301,4 @@ async fn a_duplicated_delivery_leaves_the_read_model_unchanged() {
     )
     .await;
     assert_eq!(projection().await, Some(before));
-}
-
-fn string_attribute(value: &str) -> aws_sdk_sns::types::MessageAttributeValue {
-    aws_sdk_sns::types::MessageAttributeValue::builder()
-        .data_type("String")
-        .string_value(value)
-        .build()
-        .unwrap()
 }

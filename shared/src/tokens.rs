@@ -193,6 +193,23 @@ pub struct TokenConfig {
     pub audience: String,
 }
 
+impl TokenConfig {
+    /// `JWT_PUBLIC_KEYS`, `JWT_ISSUER` and `JWT_AUDIENCE`, as every verifying function reads them.
+    pub fn from_env() -> Result<Self, crate::config::ConfigError> {
+        use crate::config::{ConfigError, required};
+        Ok(Self {
+            public_keys: parse_public_keys(&required("JWT_PUBLIC_KEYS")?).map_err(|e| {
+                ConfigError::Invalid {
+                    name: "JWT_PUBLIC_KEYS",
+                    reason: e.to_string(),
+                }
+            })?,
+            issuer: required("JWT_ISSUER")?,
+            audience: required("JWT_AUDIENCE")?,
+        })
+    }
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TokenError {
     #[error("a bearer token is required")]

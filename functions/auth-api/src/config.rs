@@ -1,6 +1,6 @@
 use evently_shared::config::{ConfigError, parsed_or, required};
 use evently_shared::domain::Email;
-use evently_shared::tokens::{MAX_TOKEN_TTL_SECONDS, PublicKey, parse_public_keys};
+use evently_shared::tokens::{MAX_TOKEN_TTL_SECONDS, TokenConfig};
 
 /// Everything `auth-api` reads from its environment.
 #[derive(Debug, Clone)]
@@ -9,9 +9,7 @@ pub struct Config {
     pub events_table: String,
     /// The Secrets Manager secret holding the signing key ring (ARN or name).
     pub key_secret_id: String,
-    pub public_keys: Vec<PublicKey>,
-    pub issuer: String,
-    pub audience: String,
+    pub tokens: TokenConfig,
     pub token_ttl_seconds: i64,
     /// Addresses whose tokens carry the admin role (`ADMIN_EMAILS`, comma-separated).
     pub admins: Vec<Email>,
@@ -30,14 +28,7 @@ impl Config {
             users_table: required("USERS_TABLE")?,
             events_table: required("EVENTS_TABLE")?,
             key_secret_id: required("JWT_KEY_SECRET_ID")?,
-            public_keys: parse_public_keys(&required("JWT_PUBLIC_KEYS")?).map_err(|e| {
-                ConfigError::Invalid {
-                    name: "JWT_PUBLIC_KEYS",
-                    reason: e.to_string(),
-                }
-            })?,
-            issuer: required("JWT_ISSUER")?,
-            audience: required("JWT_AUDIENCE")?,
+            tokens: TokenConfig::from_env()?,
             token_ttl_seconds,
             admins: std::env::var("ADMIN_EMAILS")
                 .unwrap_or_default()

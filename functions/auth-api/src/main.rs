@@ -9,7 +9,7 @@ use evently_shared::aws::{DynamoLoginThrottle, DynamoUserStore, SecretsManagerVa
 use evently_shared::password::PasswordHasher;
 use evently_shared::ports::KeyVault;
 use evently_shared::telemetry;
-use evently_shared::tokens::{KeyRing, TokenConfig, TokenSigner, TokenVerifier};
+use evently_shared::tokens::{KeyRing, TokenSigner, TokenVerifier};
 use lambda_http::{Error, Request, service_fn};
 
 #[tokio::main]
@@ -27,20 +27,21 @@ async fn main() -> Result<(), Error> {
     );
     let ring = KeyRing::from_json(&vault.read().await?.ok_or("the key secret is empty")?)
         .map_err(|_| "the key secret does not hold a valid key ring")?;
-    if !config.public_keys.iter().any(|k| k.kid == ring.current.kid) {
+    if !config
+        .tokens
+        .public_keys
+        .iter()
+        .any(|k| k.kid == ring.current.kid)
+    {
         return Err("JWT_PUBLIC_KEYS does not list the current signing key".into());
     }
     let signer = TokenSigner::new(
         &ring.current,
-        &config.issuer,
-        &config.audience,
+        &config.tokens.issuer,
+        &config.tokens.audience,
         config.token_ttl_seconds,
     )?;
-    let verifier = TokenVerifier::new(&TokenConfig {
-        public_keys: config.public_keys.clone(),
-        issuer: config.issuer.clone(),
-        audience: config.audience.clone(),
-    })?;
+    let verifier = TokenVerifier::new(&config.tokens)?;
 
     let app = Arc::new(handler::App {
         users: DynamoUserStore::new(dynamo.clone(), &config.users_table, &config.events_table),
@@ -48,7 +49,7 @@ async fn main() -> Result<(), Error> {
         hasher: PasswordHasher::default(),
         signer,
         verifier,
-        public_keys: config.public_keys,
+        public_keys: config.tokens.public_keys,
         admins: config.admins,
     });
     lambda_http::run(service_fn(move |request: Request| {

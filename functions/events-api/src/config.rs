@@ -1,5 +1,5 @@
 use evently_shared::config::{ConfigError, required};
-use evently_shared::tokens::{TokenConfig, parse_public_keys};
+use evently_shared::tokens::TokenConfig;
 
 /// Everything `events-api` reads from its environment.
 #[derive(Debug, Clone)]
@@ -16,16 +16,7 @@ impl Config {
             events_table: required("EVENTS_TABLE")?,
             read_model_table: required("READ_MODEL_TABLE")?,
             analytics_table: required("ANALYTICS_TABLE")?,
-            tokens: TokenConfig {
-                public_keys: parse_public_keys(&required("JWT_PUBLIC_KEYS")?).map_err(|e| {
-                    ConfigError::Invalid {
-                        name: "JWT_PUBLIC_KEYS",
-                        reason: e.to_string(),
-                    }
-                })?,
-                issuer: required("JWT_ISSUER")?,
-                audience: required("JWT_AUDIENCE")?,
-            },
+            tokens: TokenConfig::from_env()?,
         })
     }
 }
