@@ -8,7 +8,13 @@ pidfile="$state/ministack.pid"
 log="$state/ministack.log"
 endpoint="${AWS_ENDPOINT_URL:-http://127.0.0.1:4566}"
 
-healthy() { curl -fsS -m 2 "$endpoint/_localstack/health" >/dev/null 2>&1; }
+# Python rather than curl: python3 is on every machine this runs on, curl may not be.
+healthy() {
+  python3 - "$endpoint/_localstack/health" >/dev/null 2>&1 <<'PY'
+import sys, urllib.request
+urllib.request.urlopen(sys.argv[1], timeout=2).read()
+PY
+}
 
 start() {
   mkdir -p "$state"
