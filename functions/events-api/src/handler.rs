@@ -146,8 +146,7 @@ impl<S: EventStore, R: EventReader, A: Analytics, X: SearchIndex> App<S, R, A, X
         ctx: &ResponseContext,
         raw_id: &str,
     ) -> Result<Response<Body>, ApiError> {
-        // A malformed id cannot name an event: same answer as an unknown one.
-        let id = EventId::parse("id", raw_id).map_err(|_| ApiError::NotFound)?;
+        let id = event_id(raw_id)?;
         let query = QueryParams::parse(request)?;
         let viewer = optional_caller(&self.tokens, request)?;
         let found = events::get_event(
@@ -173,7 +172,7 @@ impl<S: EventStore, R: EventReader, A: Analytics, X: SearchIndex> App<S, R, A, X
         raw_id: &str,
     ) -> Result<Response<Body>, ApiError> {
         let caller = caller(&self.tokens, request)?;
-        let id = EventId::parse("id", raw_id).map_err(|_| ApiError::NotFound)?;
+        let id = event_id(raw_id)?;
         let expected = match if_match(request)? {
             Some(expected) => expected,
             None => {
@@ -204,7 +203,7 @@ impl<S: EventStore, R: EventReader, A: Analytics, X: SearchIndex> App<S, R, A, X
         raw_id: &str,
     ) -> Result<Response<Body>, ApiError> {
         let caller = caller(&self.tokens, request)?;
-        let id = EventId::parse("id", raw_id).map_err(|_| ApiError::NotFound)?;
+        let id = event_id(raw_id)?;
         let expected = if_match(request)?.flatten();
         let event = events::cancel_event(
             &self.store,
@@ -226,7 +225,7 @@ impl<S: EventStore, R: EventReader, A: Analytics, X: SearchIndex> App<S, R, A, X
         raw_id: &str,
     ) -> Result<Response<Body>, ApiError> {
         let caller = caller(&self.tokens, request)?;
-        let id = EventId::parse("id", raw_id).map_err(|_| ApiError::NotFound)?;
+        let id = event_id(raw_id)?;
         let (outcome, rsvp) = events::rsvp(
             &self.store,
             &id,
@@ -250,7 +249,7 @@ impl<S: EventStore, R: EventReader, A: Analytics, X: SearchIndex> App<S, R, A, X
         raw_id: &str,
     ) -> Result<Response<Body>, ApiError> {
         let caller = caller(&self.tokens, request)?;
-        let id = EventId::parse("id", raw_id).map_err(|_| ApiError::NotFound)?;
+        let id = event_id(raw_id)?;
         let removed = events::cancel_rsvp(
             &self.store,
             &id,
@@ -293,7 +292,7 @@ impl<S: EventStore, R: EventReader, A: Analytics, X: SearchIndex> App<S, R, A, X
         raw_id: &str,
     ) -> Result<Response<Body>, ApiError> {
         let caller = caller(&self.tokens, request)?;
-        let id = EventId::parse("id", raw_id).map_err(|_| ApiError::NotFound)?;
+        let id = event_id(raw_id)?;
         let event = self
             .store
             .get(&id, Consistency::Eventual)
@@ -412,6 +411,11 @@ fn date_range(request: &Request) -> Result<(String, String), ApiError> {
         );
     }
     Ok((from.to_string(), to.to_string()))
+}
+
+/// The event id in a path. A malformed id cannot name an event: same answer as an unknown one.
+fn event_id(raw: &str) -> Result<EventId, ApiError> {
+    EventId::parse("id", raw).map_err(|_| ApiError::NotFound)
 }
 
 /// The one place that turns a refused change into an HTTP answer.

@@ -306,6 +306,27 @@ mod tests {
         event
     }
 
+    /// `count` new users RSVP to `event`.
+    async fn attend(app: &App, event: &Event, prefix: &str, count: usize) {
+        for i in 0..count {
+            let attendee = user(app, &format!("{prefix}{i:02}")).await;
+            let rsvp = evently_shared::envelope::Rsvp {
+                event_id: event.id,
+                user_id: attendee.id.clone(),
+                at: Timestamp::now(),
+            };
+            let envelope = DomainEvent::RsvpCreated(rsvp).into_envelope(
+                "/t",
+                CorrelationId::generate(),
+                Timestamp::now(),
+            );
+            app.events
+                .rsvp(event, &attendee.id, Timestamp::now(), &envelope)
+                .await
+                .unwrap();
+        }
+    }
+
     fn batch(envelope: &Envelope) -> SqsEvent {
         serde_json::from_value(
             json!({ "Records": [{ "messageId": "m1", "body": envelope.to_json() }] }),
@@ -389,23 +410,7 @@ mod tests {
         let app = app();
         let organizer = user(&app, "org").await;
         let event = meetup(&app, &organizer, &[]).await;
-        for i in 0..60 {
-            let attendee = user(&app, &format!("a{i:02}")).await;
-            let rsvp = evently_shared::envelope::Rsvp {
-                event_id: event.id,
-                user_id: attendee.id.clone(),
-                at: Timestamp::now(),
-            };
-            let envelope = DomainEvent::RsvpCreated(rsvp).into_envelope(
-                "/t",
-                CorrelationId::generate(),
-                Timestamp::now(),
-            );
-            app.events
-                .rsvp(&event, &attendee.id, Timestamp::now(), &envelope)
-                .await
-                .unwrap();
-        }
+        attend(&app, &event, "a", 60).await;
         let mut moved = event.clone();
         moved.venue = Venue::parse("venue", "Library").unwrap();
         moved.version = 2;
@@ -432,23 +437,7 @@ mod tests {
         let app = app();
         let organizer = user(&app, "org").await;
         let event = meetup(&app, &organizer, &[]).await;
-        for i in 0..30 {
-            let attendee = user(&app, &format!("p{i:02}")).await;
-            let rsvp = evently_shared::envelope::Rsvp {
-                event_id: event.id,
-                user_id: attendee.id.clone(),
-                at: Timestamp::now(),
-            };
-            let envelope = DomainEvent::RsvpCreated(rsvp).into_envelope(
-                "/t",
-                CorrelationId::generate(),
-                Timestamp::now(),
-            );
-            app.events
-                .rsvp(&event, &attendee.id, Timestamp::now(), &envelope)
-                .await
-                .unwrap();
-        }
+        attend(&app, &event, "p", 30).await;
         let cancelled = DomainEvent::EventCancelled(event.cancelled()).into_envelope(
             "/t",
             CorrelationId::generate(),
@@ -479,23 +468,7 @@ mod tests {
         let app = app();
         let organizer = user(&app, "org").await;
         let event = meetup(&app, &organizer, &[]).await;
-        for i in 0..30 {
-            let attendee = user(&app, &format!("q{i}")).await;
-            let rsvp = evently_shared::envelope::Rsvp {
-                event_id: event.id,
-                user_id: attendee.id.clone(),
-                at: Timestamp::now(),
-            };
-            let envelope = DomainEvent::RsvpCreated(rsvp).into_envelope(
-                "/t",
-                CorrelationId::generate(),
-                Timestamp::now(),
-            );
-            app.events
-                .rsvp(&event, &attendee.id, Timestamp::now(), &envelope)
-                .await
-                .unwrap();
-        }
+        attend(&app, &event, "q", 30).await;
         let cancelled = DomainEvent::EventCancelled(event.cancelled()).into_envelope(
             "/t",
             CorrelationId::generate(),
@@ -526,21 +499,7 @@ mod tests {
         let app = app();
         let organizer = user(&app, "org").await;
         let event = meetup(&app, &organizer, &[]).await;
-        let attendee = user(&app, "att").await;
-        let rsvp = evently_shared::envelope::Rsvp {
-            event_id: event.id,
-            user_id: attendee.id.clone(),
-            at: Timestamp::now(),
-        };
-        let envelope = DomainEvent::RsvpCreated(rsvp).into_envelope(
-            "/t",
-            CorrelationId::generate(),
-            Timestamp::now(),
-        );
-        app.events
-            .rsvp(&event, &attendee.id, Timestamp::now(), &envelope)
-            .await
-            .unwrap();
+        attend(&app, &event, "att", 1).await;
         let mut renamed = event.clone();
         renamed.title = Title::parse("title", "Typo fixed").unwrap();
         renamed.version = 2;
