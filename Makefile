@@ -4,6 +4,7 @@ SHELL := /usr/bin/env bash
 .DEFAULT_GOAL := help
 
 VENV := .venv
+FUNCTIONS := $(notdir $(wildcard functions/*))
 VENV_STAMP := $(VENV)/.installed
 NPM_STAMP := infra/node_modules/.package-lock.json
 
@@ -48,7 +49,7 @@ unit: ## Only the tests that need no emulator
 .PHONY: build-arm64
 build-arm64: venv ## Release arm64 builds for AWS (target/lambda/<fn>/bootstrap)
 	rustup target add aarch64-unknown-linux-gnu
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 --locked
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 --locked $(addprefix -p ,$(FUNCTIONS))
 
 .PHONY: deploy
 deploy: build-arm64 npm ## Deploy to the AWS account in your credentials (CDK_CONTEXT for extra -c flags)
