@@ -48,6 +48,18 @@ async fn rsvp(stack: &Stack, user: &str, id: &str) -> u16 {
         .as_u16()
 }
 
+async fn withdraw(stack: &Stack, user: &str, id: &str) -> u16 {
+    stack
+        .http
+        .delete(stack.url(&format!("/events/{id}/rsvp")))
+        .bearer_auth(stack.token(user))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 async fn read_model_view(stack: &Stack, id: &str) -> Option<Value> {
     let response = stack
         .http
@@ -127,17 +139,11 @@ async fn an_rsvp_is_idempotent_and_listed_under_me() {
         .json()
         .await
         .unwrap();
-    let withdrawn = stack
-        .http
-        .delete(stack.url(&format!("/events/{id}/rsvp")))
-        .bearer_auth(stack.token(&user))
-        .send()
-        .await
-        .unwrap();
+    let withdrawn = withdraw(&stack, &user, id).await;
 
     assert_eq!((first, again), (201, 200));
     assert_eq!(mine["items"][0]["id"], id);
-    assert_eq!(withdrawn.status(), 204);
+    assert_eq!(withdrawn, 204);
 }
 
 #[tokio::test]
@@ -250,14 +256,7 @@ async fn analytics_count_each_rsvp_once_even_when_it_arrives_three_times() {
         .unwrap();
     assert_eq!(first.status(), 201);
     assert_eq!(rsvp(&stack, "counter-b", &id).await, 201);
-    let withdrawn = stack
-        .http
-        .delete(stack.url(&format!("/events/{id}/rsvp")))
-        .bearer_auth(stack.token("counter-b"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(withdrawn.status(), 204);
+    assert_eq!(withdraw(&stack, "counter-b", &id).await, 204);
     let envelope = evently_e2e::outbox_envelope(&stack, &correlation).await;
     evently_e2e::redeliver(
         &stack,

@@ -409,6 +409,18 @@ mod tests {
         }
     }
 
+    async fn log_in(
+        app: &App<InMemoryUsers, InMemoryUsers>,
+        email: &str,
+        password: &str,
+    ) -> Response<Body> {
+        app.handle(post(
+            "/login",
+            json!({ "email": email, "password": password }),
+        ))
+        .await
+    }
+
     fn fields(response: &Response<Body>) -> Vec<String> {
         json_of(response)["errors"]
             .as_array()
@@ -493,12 +505,7 @@ mod tests {
         app.handle(post("/signup", signup_body("ada@example.com")))
             .await;
 
-        let login = app
-            .handle(post(
-                "/login",
-                json!({ "email": "ada@example.com", "password": "correct horse battery" }),
-            ))
-            .await;
+        let login = log_in(&app, "ada@example.com", "correct horse battery").await;
 
         assert_eq!(login.status(), StatusCode::OK);
         assert_eq!(login.headers()["cache-control"], "no-store");
@@ -516,18 +523,8 @@ mod tests {
         app.handle(post("/signup", signup_body("ada@example.com")))
             .await;
 
-        let wrong = app
-            .handle(post(
-                "/login",
-                json!({ "email": "ada@example.com", "password": "not the password" }),
-            ))
-            .await;
-        let unknown = app
-            .handle(post(
-                "/login",
-                json!({ "email": "bob@example.com", "password": "not the password" }),
-            ))
-            .await;
+        let wrong = log_in(&app, "ada@example.com", "not the password").await;
+        let unknown = log_in(&app, "bob@example.com", "not the password").await;
 
         assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED);
@@ -543,18 +540,12 @@ mod tests {
         let app = app();
         app.handle(post("/signup", signup_body("ada@example.com")))
             .await;
-        let wrong = json!({ "email": "ada@example.com", "password": "not the password" });
         for _ in 0..5 {
-            let response = app.handle(post("/login", wrong.clone())).await;
+            let response = log_in(&app, "ada@example.com", "not the password").await;
             assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
         }
 
-        let locked = app
-            .handle(post(
-                "/login",
-                json!({ "email": "ada@example.com", "password": "correct horse battery" }),
-            ))
-            .await;
+        let locked = log_in(&app, "ada@example.com", "correct horse battery").await;
 
         assert_eq!(locked.status(), StatusCode::TOO_MANY_REQUESTS);
         let retry_after: i64 = locked.headers()["retry-after"]
@@ -607,12 +598,7 @@ mod tests {
 
     async fn token_for(app: &App<InMemoryUsers, InMemoryUsers>, email: &str) -> String {
         app.handle(post("/signup", signup_body(email))).await;
-        let login = app
-            .handle(post(
-                "/login",
-                json!({ "email": email, "password": "correct horse battery" }),
-            ))
-            .await;
+        let login = log_in(app, email, "correct horse battery").await;
         json_of(&login)["access_token"].as_str().unwrap().to_owned()
     }
 
@@ -737,12 +723,7 @@ mod tests {
         let role_of = |email: &'static str| {
             let app = &app;
             async move {
-                let login = app
-                    .handle(post(
-                        "/login",
-                        json!({ "email": email, "password": "correct horse battery" }),
-                    ))
-                    .await;
+                let login = log_in(app, email, "correct horse battery").await;
                 let token = json_of(&login)["access_token"].as_str().unwrap().to_owned();
                 app.verifier.verify(&token).unwrap().has_role("admin")
             }

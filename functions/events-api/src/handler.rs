@@ -260,10 +260,7 @@ impl<S: EventStore, R: EventReader, A: Analytics, X: SearchIndex> App<S, R, A, X
         .await
         .map_err(change_error)?;
         tracing::info!(removed, "rsvp withdrawn");
-        let mut response = ctx.json(StatusCode::NO_CONTENT, &());
-        *response.body_mut() = Body::Empty;
-        response.headers_mut().remove(header::CONTENT_TYPE);
-        Ok(response)
+        Ok(ctx.no_content())
     }
 
     async fn my_rsvps(

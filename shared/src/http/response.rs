@@ -23,6 +23,16 @@ pub struct ResponseContext {
 }
 
 impl ResponseContext {
+    /// 204 with no body, still carrying the correlation id.
+    pub fn no_content(&self) -> Response<Body> {
+        let mut response = Response::new(Body::Empty);
+        *response.status_mut() = StatusCode::NO_CONTENT;
+        if let Ok(value) = HeaderValue::from_str(self.correlation_id.as_str()) {
+            response.headers_mut().insert(CORRELATION_HEADER, value);
+        }
+        response
+    }
+
     pub fn json(&self, status: StatusCode, body: &impl Serialize) -> Response<Body> {
         self.json_with_type(status, body, HeaderValue::from_static("application/json"))
     }
