@@ -1,5 +1,9 @@
 //! `evently-admin`: operator commands for an Evently deployment.
 //!
+//! - `dlq list | peek | redrive | purge`: dead-letter queues, found from the queues' redrive
+//!   policies (see [`dlq`]);
+//! - `rebuild-read-model`: re-project the read model and search index from the events table.
+//!
 //! Talks to whatever the AWS SDK's configuration points at: your AWS credentials and region,
 //! or the local emulator when `AWS_ENDPOINT_URL` is set. Table names come from flags or from a
 //! CDK outputs file (`infra/outputs.local.json` after `make up`).
@@ -9,6 +13,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+
+mod dlq;
 use evently_shared::app::rebuild::{Progress, rebuild_read_model};
 use evently_shared::aws::{DynamoEventStore, DynamoReadModel, DynamoSearchIndex, sdk_config};
 
@@ -25,6 +31,67 @@ enum Command {
     /// index. Safe while traffic flows: entries already newer than the events table are left
     /// alone.
     RebuildReadModel(Tables),
+    /// Dead-letter queues: depth, contents, redrive, purge.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+}
+
+#[derive(Args)]
+struct Stack {
+    /// Only queues whose names start with this (CDK names them `<stack>-...`).
+    #[arg(long, env = "STACK_NAME", default_value = "Evently")]
+    stack: String,
+}
+
+impl Stack {
+    fn prefix(&self) -> String {
+        format!("{}-", self.stack)
+    }
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// Every dead-letter queue with its depth and the queue it drains back to.
+    List {
+        #[command(flatten)]
+        stack: Stack,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show up to --max messages with their decoded envelopes; they stay in the queue.
+    Peek {
+        #[command(flatten)]
+        stack: Stack,
+        /// Dead-letter queue name or URL.
+        queue: String,
+        #[arg(long, default_value_t = 10)]
+        max: usize,
+    },
+    /// Move every message back to the source queue, to be processed again.
+    Redrive {
+        #[command(flatten)]
+        stack: Stack,
+        /// Dead-letter queue name or URL.
+        queue: String,
+        /// Receive, send and delete batch by batch even where SQS offers StartMessageMoveTask.
+        #[arg(long)]
+        manual: bool,
+        /// Batch-by-batch mode: seconds a batch stays hidden while it is moved; an
+        /// interrupted batch reappears in the DLQ after this.
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(i32).range(1..=43_200))]
+        visibility_seconds: i32,
+    },
+    /// Delete every message in the queue. Refused unless --confirm repeats the queue name.
+    Purge {
+        #[command(flatten)]
+        stack: Stack,
+        /// Dead-letter queue name or URL.
+        queue: String,
+        /// The queue's name again, to show this is the queue you mean to empty.
+        #[arg(long)]
+        confirm: Option<String>,
+    },
 }
 
 #[derive(Args)]
@@ -85,10 +152,113 @@ fn show(progress: &Progress) {
     let _ = std::io::stderr().flush();
 }
 
+fn show_move(moved: u64, total: u64) {
+    eprint!("\rmoved {moved:>8} of ~{total}");
+    let _ = std::io::stderr().flush();
+}
+
+async fn run_dlq(command: DlqCommand) -> Result<ExitCode, dlq::Error> {
+    let sqs = aws_sdk_sqs::Client::new(&sdk_config().await);
+    match command {
+        DlqCommand::List { stack, json } => {
+            let queues = dlq::list(&sqs, &stack.prefix()).await?;
+            if json {
+                let rows: Vec<serde_json::Value> = queues
+                    .iter()
+                    .map(|q| {
+                        serde_json::json!({
+                            "name": q.name,
+                            "url": q.url,
+                            "depth": q.depth,
+                            "in_flight": q.in_flight,
+                            "source": match &q.kind {
+                                dlq::Kind::DeadLetter { source } => Some(source),
+                                dlq::Kind::FailureDestination => None,
+                            },
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::Value::Array(rows));
+            } else {
+                println!(
+                    "{:<60} {:>7} {:>9}  drains to",
+                    "queue", "depth", "in flight"
+                );
+                for q in &queues {
+                    let source = match &q.kind {
+                        dlq::Kind::DeadLetter { source } => source.as_str(),
+                        dlq::Kind::FailureDestination => {
+                            "(stream failure records: no source queue)"
+                        }
+                    };
+                    println!("{:<60} {:>7} {:>9}  {source}", q.name, q.depth, q.in_flight);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        DlqCommand::Peek { stack, queue, max } => {
+            let queue = dlq::find(&sqs, &stack.prefix(), &queue).await?;
+            for message in dlq::peek(&sqs, &queue, max).await? {
+                println!("{message}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        DlqCommand::Redrive {
+            stack,
+            queue,
+            manual,
+            visibility_seconds,
+        } => {
+            let queue = dlq::find(&sqs, &stack.prefix(), &queue).await?;
+            eprintln!("redriving {} (~{} messages)", queue.name, queue.depth);
+            let options = dlq::RedriveOptions {
+                manual,
+                visibility_seconds,
+            };
+            let done = dlq::redrive(&sqs, &queue, options, show_move).await?;
+            eprintln!();
+            println!(
+                "done: {} messages moved back{}",
+                done.moved,
+                if done.by_move_task {
+                    " by an SQS message move task"
+                } else {
+                    ""
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        DlqCommand::Purge {
+            stack,
+            queue,
+            confirm,
+        } => {
+            let queue = dlq::find(&sqs, &stack.prefix(), &queue).await?;
+            if confirm.as_deref() != Some(queue.name.as_str()) {
+                eprintln!(
+                    "refusing to purge {} ({} messages): repeat its name with --confirm {}",
+                    queue.name, queue.depth, queue.name
+                );
+                return Ok(ExitCode::from(2));
+            }
+            dlq::purge(&sqs, &queue).await?;
+            println!("purged {} (~{} messages deleted)", queue.name, queue.depth);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Dlq(command) => match run_dlq(command).await {
+            Ok(code) => code,
+            Err(error) => {
+                eprintln!("\nerror: {error}");
+                ExitCode::FAILURE
+            }
+        },
         Command::RebuildReadModel(tables) => {
             let (events, read_model) = match tables.resolve() {
                 Ok(names) => names,
