@@ -283,8 +283,8 @@ mod accounts {
     use evently_shared::domain::{DisplayName, Email, Timestamp, User};
     use evently_shared::envelope::{CorrelationId, DomainEvent};
     use evently_shared::ports::{
-        Begun, Idempotency, KeyVault, LoginGate, LoginThrottle, Mail, Mailer, SignUpError,
-        UserStore,
+        Begun, Claim, Completed, Idempotency, KeyVault, LoginGate, LoginThrottle, Mail, Mailer,
+        SignUpError, UserStore,
     };
 
     fn unique(prefix: &str) -> String {
@@ -382,46 +382,42 @@ mod accounts {
         let key = unique("key");
         let now = Timestamp::now();
 
+        let claim = Claim::new("adapter-test", &key).with_fingerprint("request-1");
+
         let first = records
-            .begin("adapter-test", &key, now, now.plus_seconds(30))
+            .begin(claim, now, now.plus_seconds(30))
             .await
             .unwrap();
         let concurrent = records
-            .begin("adapter-test", &key, now, now.plus_seconds(30))
+            .begin(claim, now, now.plus_seconds(30))
             .await
             .unwrap();
         let after_lease = records
-            .begin(
-                "adapter-test",
-                &key,
-                now.plus_seconds(31),
-                now.plus_seconds(60),
-            )
+            .begin(claim, now.plus_seconds(31), now.plus_seconds(60))
             .await
             .unwrap();
         records
-            .complete("adapter-test", &key, now.plus_seconds(3600))
+            .complete(claim, Some("the outcome"), now.plus_seconds(3600))
             .await
             .unwrap();
         let done = records
-            .begin("adapter-test", &key, now, now.plus_seconds(30))
+            .begin(claim, now, now.plus_seconds(30))
             .await
             .unwrap();
-        records.release("adapter-test", &key).await.unwrap();
+        records.release(claim).await.unwrap();
         let still_done = records
-            .begin("adapter-test", &key, now, now.plus_seconds(30))
+            .begin(claim, now, now.plus_seconds(30))
             .await
             .unwrap();
         let expired = records
-            .begin(
-                "adapter-test",
-                &key,
-                now.plus_seconds(3601),
-                now.plus_seconds(3630),
-            )
+            .begin(claim, now.plus_seconds(3601), now.plus_seconds(3630))
             .await
             .unwrap();
 
+        let completed = Begun::AlreadyDone(Completed {
+            fingerprint: Some("request-1".into()),
+            outcome: Some("the outcome".into()),
+        });
         assert_eq!(first, Begun::Started);
         assert_eq!(concurrent, Begun::InProgressElsewhere);
         assert_eq!(
@@ -429,12 +425,8 @@ mod accounts {
             Begun::Started,
             "a dead holder's lease runs out"
         );
-        assert_eq!(done, Begun::AlreadyDone);
-        assert_eq!(
-            still_done,
-            Begun::AlreadyDone,
-            "release never undoes completed work"
-        );
+        assert_eq!(done, completed, "the record replays what it remembered");
+        assert_eq!(still_done, completed, "release never undoes completed work");
         assert_eq!(
             expired,
             Begun::Started,

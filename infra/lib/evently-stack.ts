@@ -141,13 +141,23 @@ export class EventlyStack extends Stack {
       deletionProtection: !settings.local,
       removalPolicy,
     });
-    // Exactly-once side effects of consumers; records expire by TTL (checked in code too).
+    // Exactly-once side effects of consumers and Idempotency-Key replays of HTTP writes;
+    // records expire by TTL (checked in code too).
     const idempotencyTable = new TableV2(this, 'IdempotencyTable', {
       partitionKey: { name: 'pk', type: AttributeType.STRING },
       timeToLiveAttribute: 'expires_at',
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       removalPolicy: RemovalPolicy.DESTROY,
     });
+    // Each function reaches only the records of its own scopes (`pk` = `<scope>#<key>`).
+    const idempotencyAccess = (...scopes: string[]) =>
+      new PolicyStatement({
+        actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'],
+        resources: [idempotencyTable.tableArn],
+        conditions: {
+          'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': scopes.map((scope) => `${scope}#*`) },
+        },
+      });
 
     // ---- Messaging ---------------------------------------------------------------------
     const topic = new Topic(this, 'DomainEvents', { enforceSSL: true });
@@ -222,9 +232,11 @@ export class EventlyStack extends Stack {
         EVENTS_TABLE: eventsTable.tableName,
         READ_MODEL_TABLE: readModelTable.tableName,
         ANALYTICS_TABLE: analyticsTable.tableName,
+        IDEMPOTENCY_TABLE: idempotencyTable.tableName,
         ...jwtEnvironment,
       },
     });
+    eventsApi.addToRolePolicy(idempotencyAccess('POST /events', 'POST /events/{id}/rsvp'));
     eventsApi.addToRolePolicy(
       new PolicyStatement({ actions: ['dynamodb:GetItem', 'dynamodb:Query'], resources: [analyticsTable.tableArn] }),
     );
@@ -302,6 +314,7 @@ export class EventlyStack extends Stack {
         USERS_TABLE: usersTable.tableName,
         EVENTS_TABLE: eventsTable.tableName,
         JWT_KEY_SECRET_ID: keySecret.secretArn,
+        IDEMPOTENCY_TABLE: idempotencyTable.tableName,
         TOKEN_TTL_SECONDS: settings.tokenTtlSeconds,
         ...(settings.adminEmails ? { ADMIN_EMAILS: settings.adminEmails } : {}),
         ...jwtEnvironment,
@@ -324,6 +337,7 @@ export class EventlyStack extends Stack {
     authApi.addToRolePolicy(
       new PolicyStatement({ actions: ['secretsmanager:GetSecretValue'], resources: [keySecret.secretArn] }),
     );
+    authApi.addToRolePolicy(idempotencyAccess('POST /signup'));
 
     const searchIndex = this.consumer(
       'search-index',
@@ -373,12 +387,7 @@ export class EventlyStack extends Stack {
         resources: [usersTable.tableArn],
       }),
     );
-    notifications.fn.addToRolePolicy(
-      new PolicyStatement({
-        actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'],
-        resources: [idempotencyTable.tableArn],
-      }),
-    );
+    notifications.fn.addToRolePolicy(idempotencyAccess('notifications'));
 
     const sender = new EmailIdentity(this, 'MailSender', { identity: Identity.email(settings.mailFrom) });
     const welcomeEmail = this.consumer(
@@ -388,12 +397,7 @@ export class EventlyStack extends Stack {
       topic,
       alarmTopic,
     );
-    welcomeEmail.fn.addToRolePolicy(
-      new PolicyStatement({
-        actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'],
-        resources: [idempotencyTable.tableArn],
-      }),
-    );
+    welcomeEmail.fn.addToRolePolicy(idempotencyAccess('welcome-email'));
     const sendMail = new PolicyStatement({
       actions: ['ses:SendEmail'],
       resources: [`arn:${this.partition}:ses:${this.region}:${this.account}:identity/${sender.emailIdentityName}`],

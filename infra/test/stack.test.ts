@@ -275,6 +275,25 @@ describe('the synthesized stack', () => {
     assert.deepEqual(readers.map((id) => id.replace(/role.*$/, '')).sort(), ['authapi', 'jwtkeys']);
   });
 
+  it('confines each function to its own idempotency scopes by leading key', () => {
+    const [[tableId]] = resourcesOf(aws, 'AWS::DynamoDB::GlobalTable').filter(([id]) => id.startsWith('IdempotencyTable'));
+    const scopes: Record<string, string[]> = {};
+    for (const [policyId, policy] of resourcesOf(aws, 'AWS::IAM::Policy')) {
+      for (const st of policy.PolicyDocument.Statement) {
+        if (!JSON.stringify(st.Resource).includes(tableId)) continue;
+        const leading = st.Condition?.['ForAllValues:StringLike']?.['dynamodb:LeadingKeys'];
+        assert.ok(leading, `${policyId} reaches every idempotency record`);
+        scopes[policyId.replace(/role.*$/i, '').toLowerCase()] = [].concat(leading);
+      }
+    }
+    assert.deepEqual(scopes, {
+      authapi: ['POST /signup#*'],
+      eventsapi: ['POST /events#*', 'POST /events/{id}/rsvp#*'],
+      notifications: ['notifications#*'],
+      welcomeemail: ['welcome-email#*'],
+    });
+  });
+
   it('gives verifiers the public keys from the key custom resource, never a literal key', () => {
     const [[ringId]] = resourcesOf(aws, 'Custom::JwtKeyRing');
     for (const [id, fn] of resourcesOf(aws, 'AWS::Lambda::Function')) {

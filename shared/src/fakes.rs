@@ -564,27 +564,42 @@ impl crate::ports::Mailer for RecordingMailer {
 /// Idempotency records in memory, with the same state machine as the DynamoDB adapter.
 #[derive(Debug, Default)]
 pub struct InMemoryIdempotency {
-    /// (scope#key) -> (completed, lease or expiry in Unix seconds)
-    records: Mutex<BTreeMap<String, (bool, i64)>>,
+    records: Mutex<BTreeMap<String, MemoryRecord>>,
+}
+
+#[derive(Debug, Clone)]
+struct MemoryRecord {
+    completed: Option<crate::ports::Completed>,
+    /// The lease (in progress) or the expiry (completed), in Unix seconds.
+    until: i64,
+    fingerprint: Option<String>,
 }
 
 #[async_trait]
 impl crate::ports::Idempotency for InMemoryIdempotency {
     async fn begin(
         &self,
-        scope: &str,
-        key: &str,
+        claim: crate::ports::Claim<'_>,
         now: crate::domain::Timestamp,
         in_progress_until: crate::domain::Timestamp,
     ) -> Result<crate::ports::Begun, StoreError> {
         use crate::ports::Begun;
         let mut records = self.records.lock().unwrap();
-        let id = format!("{scope}#{key}");
+        let id = format!("{}#{}", claim.scope, claim.key);
         match records.get(&id) {
-            Some((true, expires)) if *expires >= now.unix_seconds() => Ok(Begun::AlreadyDone),
-            Some((false, lease)) if *lease >= now.unix_seconds() => Ok(Begun::InProgressElsewhere),
+            Some(record) if record.until >= now.unix_seconds() => Ok(match &record.completed {
+                Some(done) => Begun::AlreadyDone(done.clone()),
+                None => Begun::InProgressElsewhere,
+            }),
             _ => {
-                records.insert(id, (false, in_progress_until.unix_seconds()));
+                records.insert(
+                    id,
+                    MemoryRecord {
+                        completed: None,
+                        until: in_progress_until.unix_seconds(),
+                        fingerprint: claim.fingerprint.map(str::to_owned),
+                    },
+                );
                 Ok(Begun::Started)
             }
         }
@@ -592,21 +607,31 @@ impl crate::ports::Idempotency for InMemoryIdempotency {
 
     async fn complete(
         &self,
-        scope: &str,
-        key: &str,
+        claim: crate::ports::Claim<'_>,
+        outcome: Option<&str>,
         expires_at: crate::domain::Timestamp,
     ) -> Result<(), StoreError> {
-        self.records
-            .lock()
-            .unwrap()
-            .insert(format!("{scope}#{key}"), (true, expires_at.unix_seconds()));
+        let mut records = self.records.lock().unwrap();
+        let id = format!("{}#{}", claim.scope, claim.key);
+        let fingerprint = records.get(&id).and_then(|r| r.fingerprint.clone());
+        records.insert(
+            id,
+            MemoryRecord {
+                completed: Some(crate::ports::Completed {
+                    fingerprint: fingerprint.clone(),
+                    outcome: outcome.map(str::to_owned),
+                }),
+                until: expires_at.unix_seconds(),
+                fingerprint,
+            },
+        );
         Ok(())
     }
 
-    async fn release(&self, scope: &str, key: &str) -> Result<(), StoreError> {
+    async fn release(&self, claim: crate::ports::Claim<'_>) -> Result<(), StoreError> {
         let mut records = self.records.lock().unwrap();
-        let id = format!("{scope}#{key}");
-        if matches!(records.get(&id), Some((false, _))) {
+        let id = format!("{}#{}", claim.scope, claim.key);
+        if matches!(records.get(&id), Some(record) if record.completed.is_none()) {
             records.remove(&id);
         }
         Ok(())

@@ -11,6 +11,7 @@
 //! | [`consumer`]  | the SQS batch kit: per-message spans, panic capture, partial failures  |
 //! | [`app`]       | use cases (`create_event`, `list_events`, `apply_envelope`, ...)       |
 //! | [`ports`]     | one small async trait per capability (store, read model, publisher)    |
+//! | [`idempotency`] | leases from the invocation deadline, request fingerprints              |
 //! | [`aws`]       | DynamoDB and SNS adapters implementing the ports                       |
 //! | [`envelope`]  | the CloudEvents envelope and the event types it carries                |
 //! | [`domain`]    | events and the newtypes that make invalid values unrepresentable        |
@@ -30,6 +31,7 @@ pub mod envelope;
 #[cfg(feature = "fakes")]
 pub mod fakes;
 pub mod http;
+pub mod idempotency;
 pub mod mail;
 pub mod password;
 pub mod ports;

@@ -308,35 +308,73 @@ pub enum Begun {
     /// No live record: the caller now owns the work until `in_progress_until`.
     Started,
     /// The work was done already (and the record has not expired).
-    AlreadyDone,
+    AlreadyDone(Completed),
     /// Another invocation holds the work and its lease has not run out.
     InProgressElsewhere,
 }
 
+/// What a completed record remembers besides the fact that the work is done.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Completed {
+    /// The fingerprint of the request that did the work, when the caller gave one.
+    pub fingerprint: Option<String>,
+    /// The outcome to replay (an HTTP response, serialised), when the caller stored one.
+    pub outcome: Option<String>,
+}
+
+/// One unit of work to do once: `key` within `scope` (a consumer name, an HTTP route), and
+/// optionally the fingerprint of the request that asked for it, so a reused key with another
+/// request can be told apart from a retry.
+#[derive(Debug, Clone, Copy)]
+pub struct Claim<'a> {
+    pub scope: &'a str,
+    pub key: &'a str,
+    pub fingerprint: Option<&'a str>,
+}
+
+impl<'a> Claim<'a> {
+    pub fn new(scope: &'a str, key: &'a str) -> Self {
+        Self {
+            scope,
+            key,
+            fingerprint: None,
+        }
+    }
+
+    pub fn with_fingerprint(self, fingerprint: &'a str) -> Self {
+        Self {
+            fingerprint: Some(fingerprint),
+            ..self
+        }
+    }
+}
+
 /// Exactly-once effects over at-least-once delivery, in the spirit of Powertools' idempotency
 /// utility: a record per (scope, key) that is in progress until a lease runs out, then complete
-/// until it expires.
+/// until it expires. The lease should end with the invocation (see
+/// [`crate::idempotency::lease_until`]), so a crashed holder frees the work as soon as it can no
+/// longer be running.
 #[async_trait]
 pub trait Idempotency: Send + Sync {
-    /// Claims (scope, key) until `in_progress_until`, unless it is done or held elsewhere.
+    /// Claims the work until `in_progress_until`, unless it is done or held elsewhere.
     async fn begin(
         &self,
-        scope: &str,
-        key: &str,
+        claim: Claim<'_>,
         now: Timestamp,
         in_progress_until: Timestamp,
     ) -> Result<Begun, StoreError>;
 
-    /// Marks the work done; the record short-circuits repeats until `expires_at`.
+    /// Marks the work done, with an outcome to replay; the record short-circuits repeats until
+    /// `expires_at`.
     async fn complete(
         &self,
-        scope: &str,
-        key: &str,
+        claim: Claim<'_>,
+        outcome: Option<&str>,
         expires_at: Timestamp,
     ) -> Result<(), StoreError>;
 
     /// Gives the claim up after a failure, so a retry can start at once.
-    async fn release(&self, scope: &str, key: &str) -> Result<(), StoreError>;
+    async fn release(&self, claim: Claim<'_>) -> Result<(), StoreError>;
 }
 
 /// Walking every event in the system of record, page by page: for rebuilds, never for requests.

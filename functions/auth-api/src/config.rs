@@ -7,6 +7,7 @@ use evently_shared::tokens::{MAX_TOKEN_TTL_SECONDS, TokenConfig};
 pub struct Config {
     pub users_table: String,
     pub events_table: String,
+    pub idempotency_table: String,
     /// The Secrets Manager secret holding the signing key ring (ARN or name).
     pub key_secret_id: String,
     pub tokens: TokenConfig,
@@ -27,6 +28,7 @@ impl Config {
         Ok(Self {
             users_table: required("USERS_TABLE")?,
             events_table: required("EVENTS_TABLE")?,
+            idempotency_table: required("IDEMPOTENCY_TABLE")?,
             key_secret_id: required("JWT_KEY_SECRET_ID")?,
             tokens: TokenConfig::from_env()?,
             token_ttl_seconds,

@@ -5,19 +5,26 @@ use evently_shared::domain::{
     DisplayName, Email, FieldError, FieldErrors, Password, Tag, Timestamp, User, UserId,
 };
 use evently_shared::http::{
-    ApiError, Body, JsonObject, Request, Response, ResponseContext, caller, json_object, serve,
+    ApiError, Body, JsonObject, KeyScope, Request, Response, ResponseContext, caller, idempotent,
+    json_object, serve,
 };
 use evently_shared::password::PasswordHasher;
-use evently_shared::ports::{FollowTarget, Follows, LoginThrottle, Preferences, UserStore};
+use evently_shared::ports::{
+    FollowTarget, Follows, Idempotency, LoginThrottle, Preferences, UserStore,
+};
 use evently_shared::tokens::{PublicKey, TokenSigner, TokenVerifier};
 use lambda_http::http::{HeaderValue, Method, StatusCode, header};
 use serde::Serialize;
 use serde_json::{Value, json};
 
 /// The function's dependencies, as ports.
-pub struct App<U, T> {
+pub struct App<U, T, I> {
     pub users: U,
     pub throttle: T,
+    /// `Idempotency-Key` records for POST /signup.
+    pub idempotency: I,
+    /// Keys the signup fingerprints (see [`KeyScope::pepper`]).
+    pub idempotency_pepper: Vec<u8>,
     pub hasher: PasswordHasher,
     pub signer: TokenSigner,
     pub verifier: TokenVerifier,
@@ -69,7 +76,7 @@ fn account_error(error: AccountError) -> ApiError {
     }
 }
 
-impl<U: UserStore + Follows, T: LoginThrottle> App<U, T> {
+impl<U: UserStore + Follows, T: LoginThrottle, I: Idempotency> App<U, T, I> {
     /// Answers one request. Never fails: every error becomes a problem+json response.
     pub async fn handle(&self, request: Request) -> Response<Body> {
         let ctx = ResponseContext::for_request(&request);
@@ -110,47 +117,58 @@ impl<U: UserStore + Follows, T: LoginThrottle> App<U, T> {
         request: &Request,
         ctx: &ResponseContext,
     ) -> Result<Response<Body>, ApiError> {
-        let mut body = JsonObject::new(
-            json_object(request)?,
-            &["email", "password", "display_name"],
-        );
-        let email = body
-            .required_str("email")
-            .and_then(|raw| body.errors().collect(Email::parse("email", &raw)));
-        let password = body.required_str("password").and_then(|raw| {
-            body.errors()
-                .collect(Password::new_for(&raw, email.as_ref()))
-        });
-        let display_name = body.required_str("display_name").and_then(|raw| {
-            body.errors()
-                .collect(DisplayName::parse("display_name", &raw))
-        });
-        body.finish()?;
-        let (Some(email), Some(password), Some(display_name)) = (email, password, display_name)
-        else {
-            return Err(FieldErrors::from(evently_shared::domain::FieldError::new(
-                "body",
-                "is invalid",
-            ))
-            .into());
+        let write = async {
+            let mut body = JsonObject::new(
+                json_object(request)?,
+                &["email", "password", "display_name"],
+            );
+            let email = body
+                .required_str("email")
+                .and_then(|raw| body.errors().collect(Email::parse("email", &raw)));
+            let password = body.required_str("password").and_then(|raw| {
+                body.errors()
+                    .collect(Password::new_for(&raw, email.as_ref()))
+            });
+            let display_name = body.required_str("display_name").and_then(|raw| {
+                body.errors()
+                    .collect(DisplayName::parse("display_name", &raw))
+            });
+            body.finish()?;
+            let (Some(email), Some(password), Some(display_name)) = (email, password, display_name)
+            else {
+                return Err(FieldErrors::from(evently_shared::domain::FieldError::new(
+                    "body",
+                    "is invalid",
+                ))
+                .into());
+            };
+            let user = accounts::sign_up(
+                &self.users,
+                &self.hasher,
+                email,
+                password,
+                display_name,
+                ctx.correlation_id.clone(),
+                Timestamp::now(),
+            )
+            .await
+            .map_err(account_error)?;
+            tracing::info!(user_id = %user.id, "account created");
+            let mut response = ctx.json(StatusCode::CREATED, &Profile::from(&user));
+            response
+                .headers_mut()
+                .insert(header::LOCATION, HeaderValue::from_static("/me"));
+            Ok(response)
         };
-        let user = accounts::sign_up(
-            &self.users,
-            &self.hasher,
-            email,
-            password,
-            display_name,
-            ctx.correlation_id.clone(),
-            Timestamp::now(),
-        )
-        .await
-        .map_err(account_error)?;
-        tracing::info!(user_id = %user.id, "account created");
-        let mut response = ctx.json(StatusCode::CREATED, &Profile::from(&user));
-        response
-            .headers_mut()
-            .insert(header::LOCATION, HeaderValue::from_static("/me"));
-        Ok(response)
+        let keys = KeyScope {
+            store: &self.idempotency,
+            scope: "POST /signup",
+            // Nobody is signed in yet: every signup shares one key space, and the fingerprint
+            // (peppered: the body holds a password) tells a retry from a stranger's request.
+            owner: "anonymous",
+            pepper: &self.idempotency_pepper,
+        };
+        idempotent(keys, request, ctx, write).await
     }
 
     async fn log_in(
@@ -355,7 +373,7 @@ fn parse_follow_target(body: serde_json::Map<String, Value>) -> Result<FollowTar
 
 #[cfg(test)]
 mod tests {
-    use evently_shared::fakes::{InMemoryUsers, schema_violations};
+    use evently_shared::fakes::{InMemoryIdempotency, InMemoryUsers, schema_violations};
     use std::collections::HashMap;
 
     use evently_shared::tokens::{KeyRing, TokenConfig};
@@ -367,7 +385,9 @@ mod tests {
     const ISSUER: &str = "https://auth.evently.test";
     const AUDIENCE: &str = "evently-api";
 
-    fn app() -> App<InMemoryUsers, InMemoryUsers> {
+    type TestApp = App<InMemoryUsers, InMemoryUsers, InMemoryIdempotency>;
+
+    fn app() -> TestApp {
         let ring = KeyRing::generate().rotate();
         let config = TokenConfig {
             public_keys: ring.public_keys(),
@@ -377,6 +397,8 @@ mod tests {
         App {
             users: InMemoryUsers::default(),
             throttle: InMemoryUsers::default(),
+            idempotency: InMemoryIdempotency::default(),
+            idempotency_pepper: b"test pepper".to_vec(),
             hasher: PasswordHasher::default(),
             signer: TokenSigner::new(&ring.current, ISSUER, AUDIENCE, 900).unwrap(),
             verifier: TokenVerifier::new(&config).unwrap(),
@@ -409,11 +431,7 @@ mod tests {
         }
     }
 
-    async fn log_in(
-        app: &App<InMemoryUsers, InMemoryUsers>,
-        email: &str,
-        password: &str,
-    ) -> Response<Body> {
+    async fn log_in(app: &TestApp, email: &str, password: &str) -> Response<Body> {
         app.handle(post(
             "/login",
             json!({ "email": email, "password": password }),
@@ -596,7 +614,7 @@ mod tests {
             .unwrap()
     }
 
-    async fn token_for(app: &App<InMemoryUsers, InMemoryUsers>, email: &str) -> String {
+    async fn token_for(app: &TestApp, email: &str) -> String {
         app.handle(post("/signup", signup_body(email))).await;
         let login = log_in(app, email, "correct horse battery").await;
         json_of(&login)["access_token"].as_str().unwrap().to_owned()
@@ -731,5 +749,66 @@ mod tests {
 
         assert!(role_of("boss@example.com").await);
         assert!(!role_of("ada@example.com").await);
+    }
+
+    fn keyed(mut request: Request, key: &str) -> Request {
+        request
+            .headers_mut()
+            .insert("idempotency-key", key.parse().unwrap());
+        request
+    }
+
+    #[tokio::test]
+    async fn a_retried_signup_with_the_same_key_replays_the_201_instead_of_a_409() {
+        let app = app();
+
+        let first = app
+            .handle(keyed(
+                post("/signup", signup_body("ada@example.com")),
+                "s-1",
+            ))
+            .await;
+        let retry = app
+            .handle(keyed(
+                post("/signup", signup_body("ada@example.com")),
+                "s-1",
+            ))
+            .await;
+
+        assert_eq!(first.status(), StatusCode::CREATED);
+        assert_eq!(retry.status(), StatusCode::CREATED);
+        assert_eq!(json_of(&retry), json_of(&first));
+        assert_eq!(retry.headers()["idempotent-replayed"], "true");
+        assert_eq!(app.users.outbox().len(), 1, "one UserCreated");
+    }
+
+    #[tokio::test]
+    async fn a_signup_key_reused_with_another_password_is_a_422() {
+        let app = app();
+        let mut other = signup_body("ada@example.com");
+        other["password"] = json!("another long passphrase");
+
+        app.handle(keyed(
+            post("/signup", signup_body("ada@example.com")),
+            "s-2",
+        ))
+        .await;
+        let reused = app.handle(keyed(post("/signup", other), "s-2")).await;
+
+        assert_eq!(reused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(json_of(&reused)["type"], "/problems/idempotency-key-reused");
+    }
+
+    #[tokio::test]
+    async fn a_signup_without_a_key_still_meets_the_duplicate_email_409() {
+        let app = app();
+
+        app.handle(post("/signup", signup_body("ada@example.com")))
+            .await;
+        let again = app
+            .handle(post("/signup", signup_body("ada@example.com")))
+            .await;
+
+        assert_eq!(again.status(), StatusCode::CONFLICT);
     }
 }

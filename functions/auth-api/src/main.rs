@@ -5,7 +5,9 @@ mod handler;
 
 use std::sync::Arc;
 
-use evently_shared::aws::{DynamoLoginThrottle, DynamoUserStore, SecretsManagerVault, sdk_config};
+use evently_shared::aws::{
+    DynamoIdempotency, DynamoLoginThrottle, DynamoUserStore, SecretsManagerVault, sdk_config,
+};
 use evently_shared::password::PasswordHasher;
 use evently_shared::ports::KeyVault;
 use evently_shared::telemetry;
@@ -42,10 +44,19 @@ async fn main() -> Result<(), Error> {
         config.token_ttl_seconds,
     )?;
     let verifier = TokenVerifier::new(&config.tokens)?;
+    // The signup fingerprint pepper is derived from the signing key: a secret every instance
+    // shares and that never leaves the function.
+    let idempotency_pepper = evently_shared::idempotency::fingerprint(&[
+        b"evently signup idempotency pepper",
+        ring.current.private_key.as_bytes(),
+    ])
+    .into_bytes();
 
     let app = Arc::new(handler::App {
         users: DynamoUserStore::new(dynamo.clone(), &config.users_table, &config.events_table),
-        throttle: DynamoLoginThrottle::new(dynamo, &config.users_table),
+        throttle: DynamoLoginThrottle::new(dynamo.clone(), &config.users_table),
+        idempotency: DynamoIdempotency::new(dynamo, &config.idempotency_table),
+        idempotency_pepper,
         hasher: PasswordHasher::default(),
         signer,
         verifier,

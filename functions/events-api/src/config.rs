@@ -7,6 +7,7 @@ pub struct Config {
     pub events_table: String,
     pub read_model_table: String,
     pub analytics_table: String,
+    pub idempotency_table: String,
     pub tokens: TokenConfig,
 }
 
@@ -16,6 +17,7 @@ impl Config {
             events_table: required("EVENTS_TABLE")?,
             read_model_table: required("READ_MODEL_TABLE")?,
             analytics_table: required("ANALYTICS_TABLE")?,
+            idempotency_table: required("IDEMPOTENCY_TABLE")?,
             tokens: TokenConfig::from_env()?,
         })
     }

@@ -6,11 +6,12 @@ use evently_shared::domain::{
     Schedule, SearchQuery, Tag, Tags, Timestamp, Title, UserId, Venue, Visibility,
 };
 use evently_shared::http::{
-    ApiError, Body, JsonObject, QueryParams, Recorded, Request, Response, ResponseContext, caller,
-    encode_cursor, json_object, optional_caller, serve,
+    ApiError, Body, JsonObject, KeyScope, QueryParams, Recorded, Request, Response,
+    ResponseContext, caller, encode_cursor, idempotent, json_object, optional_caller, serve,
 };
 use evently_shared::ports::{
-    Analytics, Consistency, EventReader, EventStore, PageRequest, RsvpOutcome, SearchIndex,
+    Analytics, Consistency, EventReader, EventStore, Idempotency, PageRequest, RsvpOutcome,
+    SearchIndex,
 };
 use evently_shared::tokens::TokenVerifier;
 use lambda_http::http::{HeaderValue, Method, StatusCode, header};
@@ -18,11 +19,13 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 /// The function's dependencies, as ports, so tests can run it against in-memory ones.
-pub struct App<S, R, A, X> {
+pub struct App<S, R, A, X, I> {
     pub store: S,
     pub read_model: R,
     pub analytics: A,
     pub search: X,
+    /// `Idempotency-Key` records for POST /events and POST /events/{id}/rsvp.
+    pub idempotency: I,
     pub tokens: TokenVerifier,
 }
 
@@ -46,7 +49,14 @@ struct EventList<'a, T: Serialize> {
     next_cursor: Option<String>,
 }
 
-impl<S: EventStore, R: EventReader, A: Analytics, X: SearchIndex> App<S, R, A, X> {
+impl<S, R, A, X, I> App<S, R, A, X, I>
+where
+    S: EventStore,
+    R: EventReader,
+    A: Analytics,
+    X: SearchIndex,
+    I: Idempotency,
+{
     /// Answers one request. Never fails: every error becomes a problem+json response.
     pub async fn handle(&self, request: Request) -> Response<Body> {
         let ctx = ResponseContext::for_request(&request);
@@ -91,23 +101,32 @@ impl<S: EventStore, R: EventReader, A: Analytics, X: SearchIndex> App<S, R, A, X
         ctx: &ResponseContext,
     ) -> Result<Response<Body>, ApiError> {
         let caller = caller(&self.tokens, request)?;
-        let now = Timestamp::now();
-        let draft = parse_draft(json_object(request)?, now)?;
-        let (event, envelope) = events::create_event(
-            &self.store,
-            draft,
-            caller.user_id,
-            ctx.correlation_id.clone(),
-            now,
-        )
-        .await
-        .map_err(ApiError::internal)?;
-        tracing::info!(event_id = %event.id, envelope_id = %envelope.id, "event created");
-        let mut response = with_etag(ctx.json(StatusCode::CREATED, &event), &event);
-        if let Ok(location) = HeaderValue::from_str(&format!("/events/{}", event.id)) {
-            response.headers_mut().insert(header::LOCATION, location);
-        }
-        Ok(response)
+        let write = async {
+            let now = Timestamp::now();
+            let draft = parse_draft(json_object(request)?, now)?;
+            let (event, envelope) = events::create_event(
+                &self.store,
+                draft,
+                caller.user_id.clone(),
+                ctx.correlation_id.clone(),
+                now,
+            )
+            .await
+            .map_err(ApiError::internal)?;
+            tracing::info!(event_id = %event.id, envelope_id = %envelope.id, "event created");
+            let mut response = with_etag(ctx.json(StatusCode::CREATED, &event), &event);
+            if let Ok(location) = HeaderValue::from_str(&format!("/events/{}", event.id)) {
+                response.headers_mut().insert(header::LOCATION, location);
+            }
+            Ok(response)
+        };
+        let keys = KeyScope {
+            store: &self.idempotency,
+            scope: "POST /events",
+            owner: caller.user_id.as_str(),
+            pepper: b"",
+        };
+        idempotent(keys, request, ctx, write).await
     }
 
     async fn list(
@@ -225,21 +244,30 @@ impl<S: EventStore, R: EventReader, A: Analytics, X: SearchIndex> App<S, R, A, X
         raw_id: &str,
     ) -> Result<Response<Body>, ApiError> {
         let caller = caller(&self.tokens, request)?;
-        let id = event_id(raw_id)?;
-        let (outcome, rsvp) = events::rsvp(
-            &self.store,
-            &id,
-            &caller.user_id,
-            ctx.correlation_id.clone(),
-            Timestamp::now(),
-        )
-        .await
-        .map_err(change_error)?;
-        let status = match outcome {
-            RsvpOutcome::Created => StatusCode::CREATED,
-            RsvpOutcome::AlreadyGoing => StatusCode::OK,
+        let write = async {
+            let id = event_id(raw_id)?;
+            let (outcome, rsvp) = events::rsvp(
+                &self.store,
+                &id,
+                &caller.user_id,
+                ctx.correlation_id.clone(),
+                Timestamp::now(),
+            )
+            .await
+            .map_err(change_error)?;
+            let status = match outcome {
+                RsvpOutcome::Created => StatusCode::CREATED,
+                RsvpOutcome::AlreadyGoing => StatusCode::OK,
+            };
+            Ok(ctx.json(status, &rsvp))
         };
-        Ok(ctx.json(status, &rsvp))
+        let keys = KeyScope {
+            store: &self.idempotency,
+            scope: "POST /events/{id}/rsvp",
+            owner: caller.user_id.as_str(),
+            pepper: b"",
+        };
+        idempotent(keys, request, ctx, write).await
     }
 
     async fn unrsvp(
@@ -281,7 +309,14 @@ impl<S: EventStore, R: EventReader, A: Analytics, X: SearchIndex> App<S, R, A, X
     }
 }
 
-impl<S: EventStore, R: EventReader, A: Analytics, X: SearchIndex> App<S, R, A, X> {
+impl<S, R, A, X, I> App<S, R, A, X, I>
+where
+    S: EventStore,
+    R: EventReader,
+    A: Analytics,
+    X: SearchIndex,
+    I: Idempotency,
+{
     async fn stats(
         &self,
         request: &Request,
@@ -629,10 +664,10 @@ mod tests {
     use evently_shared::domain::Event;
     use evently_shared::envelope::DomainEvent;
     use evently_shared::fakes::{
-        InMemoryAnalytics, InMemoryEvents, InMemorySearch, Unavailable, schema_violations,
-        test_keys,
+        InMemoryAnalytics, InMemoryEvents, InMemoryIdempotency, InMemorySearch, Unavailable,
+        schema_violations, test_keys,
     };
-    use evently_shared::ports::ReadModel;
+    use evently_shared::ports::{Claim, ReadModel};
     use evently_shared::tokens::TokenSigner;
     use lambda_http::RequestExt;
     use lambda_http::http;
@@ -644,7 +679,7 @@ mod tests {
     const AUDIENCE: &str = "evently-api";
 
     struct Harness<R> {
-        app: App<InMemoryEvents, R, InMemoryAnalytics, InMemorySearch>,
+        app: App<InMemoryEvents, R, InMemoryAnalytics, InMemorySearch, InMemoryIdempotency>,
         signer: TokenSigner,
     }
 
@@ -656,6 +691,7 @@ mod tests {
                 read_model,
                 analytics: InMemoryAnalytics::default(),
                 search: InMemorySearch::default(),
+                idempotency: InMemoryIdempotency::default(),
                 tokens: TokenVerifier::new(&config).unwrap(),
             },
             signer,
@@ -1467,5 +1503,161 @@ mod tests {
         let mut fields = problem_fields(&bad);
         fields.sort();
         assert_eq!(fields, ["from", "tag"]);
+    }
+
+    fn with_key(mut request: Request, key: &str) -> Request {
+        request
+            .headers_mut()
+            .insert("idempotency-key", key.parse().unwrap());
+        request
+    }
+
+    #[tokio::test]
+    async fn a_retried_create_with_the_same_idempotency_key_replays_the_first_response() {
+        let h = harness();
+        let token = h.token("organizer-1");
+        let body = valid_body();
+
+        let first = h
+            .app
+            .handle(with_key(post(Some(&token), &body), "k-1"))
+            .await;
+        let retry = h
+            .app
+            .handle(with_key(post(Some(&token), &body), "k-1"))
+            .await;
+
+        assert_eq!(first.status(), StatusCode::CREATED);
+        assert_eq!(retry.status(), StatusCode::CREATED);
+        assert_eq!(json_of(&retry), json_of(&first));
+        assert_eq!(header(&retry, "location"), header(&first, "location"));
+        assert_eq!(header(&retry, "etag"), header(&first, "etag"));
+        assert_eq!(header(&retry, "idempotent-replayed"), "true");
+        assert!(first.headers().get("idempotent-replayed").is_none());
+        assert_eq!(h.app.store.events().len(), 1, "one event, not two");
+        assert_eq!(h.app.store.outbox().len(), 1, "one EventCreated, not two");
+    }
+
+    #[tokio::test]
+    async fn an_idempotency_key_reused_with_another_body_is_a_422() {
+        let h = harness();
+        let token = h.token("organizer-1");
+        let mut other = valid_body();
+        other["title"] = json!("Another night");
+
+        let first = h
+            .app
+            .handle(with_key(post(Some(&token), &valid_body()), "k-2"))
+            .await;
+        let reused = h
+            .app
+            .handle(with_key(post(Some(&token), &other), "k-2"))
+            .await;
+
+        assert_eq!(first.status(), StatusCode::CREATED);
+        assert_eq!(reused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(header(&reused, "content-type"), "application/problem+json");
+        assert_eq!(
+            json_of(&reused)["type"],
+            json!("/problems/idempotency-key-reused")
+        );
+        assert_eq!(h.app.store.events().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_duplicate_arriving_while_the_first_still_runs_is_a_409() {
+        let h = harness();
+        let token = h.token("organizer-1");
+        let body = valid_body();
+        // The first request holds the key: its claim is in progress, its write not yet done.
+        let request = with_key(post(Some(&token), &body), "k-3");
+        let print = evently_shared::idempotency::fingerprint(&[
+            b"POST",
+            b"/events",
+            request.body().as_ref(),
+        ]);
+        let now = Timestamp::now();
+        h.app
+            .idempotency
+            .begin(
+                Claim::new("POST /events", "organizer-1:k-3").with_fingerprint(&print),
+                now,
+                now.plus_seconds(30),
+            )
+            .await
+            .unwrap();
+
+        let duplicate = h.app.handle(request).await;
+
+        assert_eq!(duplicate.status(), StatusCode::CONFLICT);
+        assert!(
+            h.app.store.events().is_empty(),
+            "the duplicate wrote nothing"
+        );
+    }
+
+    #[tokio::test]
+    async fn idempotency_keys_belong_to_their_caller() {
+        let h = harness();
+        let body = valid_body();
+
+        let mine = h
+            .app
+            .handle(with_key(post(Some(&h.token("organizer-1")), &body), "same"))
+            .await;
+        let theirs = h
+            .app
+            .handle(with_key(post(Some(&h.token("organizer-2")), &body), "same"))
+            .await;
+
+        assert_eq!(mine.status(), StatusCode::CREATED);
+        assert_eq!(theirs.status(), StatusCode::CREATED);
+        assert!(theirs.headers().get("idempotent-replayed").is_none());
+        assert_ne!(json_of(&mine)["id"], json_of(&theirs)["id"]);
+    }
+
+    #[tokio::test]
+    async fn a_rejected_body_is_replayed_as_the_same_400() {
+        let h = harness();
+        let token = h.token("organizer-1");
+        let bad = json!({"title": ""});
+
+        let first = h
+            .app
+            .handle(with_key(post(Some(&token), &bad), "k-4"))
+            .await;
+        let retry = h
+            .app
+            .handle(with_key(post(Some(&token), &bad), "k-4"))
+            .await;
+
+        assert_eq!(first.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(retry.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(header(&retry, "idempotent-replayed"), "true");
+        assert_eq!(problem_fields(&retry), problem_fields(&first));
+    }
+
+    #[tokio::test]
+    async fn a_malformed_idempotency_key_is_a_400_naming_the_header() {
+        let h = harness();
+        let token = h.token("organizer-1");
+
+        let empty = h
+            .app
+            .handle(with_key(post(Some(&token), &valid_body()), " "))
+            .await;
+        let long = h
+            .app
+            .handle(with_key(
+                post(Some(&token), &valid_body()),
+                &"k".repeat(256),
+            ))
+            .await;
+
+        for response in [empty, long] {
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+            assert_eq!(problem_fields(&response), ["Idempotency-Key"]);
+        }
+        assert!(h.app.store.events().is_empty());
     }
 }

@@ -6,7 +6,8 @@ mod handler;
 use std::sync::Arc;
 
 use evently_shared::aws::{
-    DynamoAnalytics, DynamoEventStore, DynamoReadModel, DynamoSearchIndex, sdk_config,
+    DynamoAnalytics, DynamoEventStore, DynamoIdempotency, DynamoReadModel, DynamoSearchIndex,
+    sdk_config,
 };
 use evently_shared::telemetry;
 use evently_shared::tokens::TokenVerifier;
@@ -21,7 +22,8 @@ async fn main() -> Result<(), Error> {
         store: DynamoEventStore::new(dynamo.clone(), config.events_table),
         read_model: DynamoReadModel::new(dynamo.clone(), &config.read_model_table),
         search: DynamoSearchIndex::new(dynamo.clone(), config.read_model_table),
-        analytics: DynamoAnalytics::new(dynamo, config.analytics_table),
+        analytics: DynamoAnalytics::new(dynamo.clone(), config.analytics_table),
+        idempotency: DynamoIdempotency::new(dynamo, config.idempotency_table),
         tokens: TokenVerifier::new(&config.tokens)?,
     });
     lambda_http::run(service_fn(move |request: Request| {

@@ -15,8 +15,10 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use evently_shared::consumer::{self, Message, MessageError};
 use evently_shared::domain::{Event, Timestamp, UserId};
 use evently_shared::envelope::{DomainEvent, Envelope};
+use evently_shared::idempotency::lease_until;
 use evently_shared::ports::{
-    Begun, EventStore, FollowTarget, Follows, Idempotency, MailError, Mailer, Recipient, StoreError,
+    Begun, Claim, EventStore, FollowTarget, Follows, Idempotency, MailError, Mailer, Recipient,
+    StoreError,
 };
 use lambda_runtime::Error;
 
@@ -63,11 +65,18 @@ impl<E: EventStore, F: Follows, M: Mailer, I: Idempotency> Notifier<E, F, M, I> 
     ) -> Result<SqsBatchResponse, Error> {
         let reserve = RESERVE_MS.min((deadline_ms - now_ms()).max(0) / 4);
         let stop_at = deadline_ms - reserve;
-        consumer::process_batch(event, |message| self.notify(message, stop_at)).await
+        let lease = lease_until(u64::try_from(deadline_ms).ok());
+        consumer::process_batch(event, |message| self.notify(message, stop_at, lease)).await
     }
 
     /// `stop_at`: no new page starts after this instant (ms since the epoch).
-    async fn notify(&self, message: Message, stop_at: i64) -> Result<(), MessageError> {
+    /// `lease`: when this invocation's idempotency claims lapse (its deadline).
+    async fn notify(
+        &self,
+        message: Message,
+        stop_at: i64,
+        lease: Timestamp,
+    ) -> Result<(), MessageError> {
         let envelope = Envelope::from_json(&message.body)
             .map_err(|e| MessageError::Permanent(e.to_string()))?;
         if message.correlation_id.is_none() {
@@ -111,7 +120,9 @@ impl<E: EventStore, F: Follows, M: Mailer, I: Idempotency> Notifier<E, F, M, I> 
                             .followers(target, resume, PAGE)
                             .await
                             .map_err(retry)?;
-                        let (s, k) = self.mail_page(&event, reason, page, &mut seen).await?;
+                        let (s, k) = self
+                            .mail_page(&event, reason, page, &mut seen, lease)
+                            .await?;
                         (sent, skipped) = (sent + s, skipped + k);
                         match next {
                             Some(token) => resume = Some(token),
@@ -130,7 +141,9 @@ impl<E: EventStore, F: Follows, M: Mailer, I: Idempotency> Notifier<E, F, M, I> 
                         .await
                         .map_err(retry)?;
                     let page = self.follows.recipients(&users).await.map_err(retry)?;
-                    let (s, k) = self.mail_page(&event, reason, page, &mut seen).await?;
+                    let (s, k) = self
+                        .mail_page(&event, reason, page, &mut seen, lease)
+                        .await?;
                     (sent, skipped) = (sent + s, skipped + k);
                     match next {
                         Some(token) => resume = Some(token),
@@ -160,6 +173,7 @@ impl<E: EventStore, F: Follows, M: Mailer, I: Idempotency> Notifier<E, F, M, I> 
         reason: Reason,
         page: Vec<Recipient>,
         seen: &mut HashSet<UserId>,
+        lease: Timestamp,
     ) -> Result<(usize, usize), MessageError> {
         let (mut sent, mut skipped) = (0, 0);
         for recipient in page {
@@ -169,7 +183,7 @@ impl<E: EventStore, F: Follows, M: Mailer, I: Idempotency> Notifier<E, F, M, I> 
                 skipped += 1;
                 continue;
             }
-            if self.mail_one(event, reason, &recipient).await? {
+            if self.mail_one(event, reason, &recipient, lease).await? {
                 sent += 1;
             } else {
                 skipped += 1;
@@ -184,6 +198,7 @@ impl<E: EventStore, F: Follows, M: Mailer, I: Idempotency> Notifier<E, F, M, I> 
         event: &Event,
         reason: Reason,
         recipient: &Recipient,
+        lease: Timestamp,
     ) -> Result<bool, MessageError> {
         let preferences = self
             .follows
@@ -194,14 +209,15 @@ impl<E: EventStore, F: Follows, M: Mailer, I: Idempotency> Notifier<E, F, M, I> 
             return Ok(false);
         }
         let key = format!("{}#{}#{}", recipient.user_id, event.id, event.version);
+        let claim = Claim::new(SCOPE, &key);
         let now = Timestamp::now();
         match self
             .idempotency
-            .begin(SCOPE, &key, now, now.plus_seconds(60))
+            .begin(claim, now, lease)
             .await
             .map_err(retry)?
         {
-            Begun::AlreadyDone => return Ok(false),
+            Begun::AlreadyDone(_) => return Ok(false),
             Begun::InProgressElsewhere => {
                 return Err(MessageError::Retryable(
                     "another invocation is mailing this recipient".into(),
@@ -212,7 +228,7 @@ impl<E: EventStore, F: Follows, M: Mailer, I: Idempotency> Notifier<E, F, M, I> 
         let token = match self.follows.unsubscribe_token(&recipient.user_id).await {
             Ok(token) => token,
             Err(error) => {
-                self.idempotency.release(SCOPE, &key).await.map_err(retry)?;
+                self.idempotency.release(claim).await.map_err(retry)?;
                 return Err(retry(error));
             }
         };
@@ -221,7 +237,7 @@ impl<E: EventStore, F: Follows, M: Mailer, I: Idempotency> Notifier<E, F, M, I> 
         let done_until = now.plus_seconds(REMEMBER_SECONDS);
         match self.mailer.send(&mail).await {
             Ok(_) => {
-                if let Err(error) = self.idempotency.complete(SCOPE, &key, done_until).await {
+                if let Err(error) = self.idempotency.complete(claim, None, done_until).await {
                     tracing::error!(%error, "mail sent but not recorded; the claim blocks a resend until it lapses");
                 }
                 Ok(true)
@@ -229,13 +245,13 @@ impl<E: EventStore, F: Follows, M: Mailer, I: Idempotency> Notifier<E, F, M, I> 
             Err(MailError::Rejected(reason)) => {
                 tracing::warn!(user_id = %recipient.user_id, %reason, rejected_recipients = 1, "notification rejected");
                 self.idempotency
-                    .complete(SCOPE, &key, done_until)
+                    .complete(claim, None, done_until)
                     .await
                     .map_err(retry)?;
                 Ok(false)
             }
             Err(error) => {
-                self.idempotency.release(SCOPE, &key).await.map_err(retry)?;
+                self.idempotency.release(claim).await.map_err(retry)?;
                 Err(MessageError::Retryable(error.to_string()))
             }
         }

@@ -8,7 +8,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use evently_shared::consumer::{self, Message, MessageError};
 use evently_shared::domain::Timestamp;
 use evently_shared::envelope::{DomainEvent, Envelope};
-use evently_shared::ports::{Begun, Idempotency, MailError, Mailer};
+use evently_shared::ports::{Begun, Claim, Idempotency, MailError, Mailer};
 use lambda_runtime::Error;
 
 use crate::mail;
@@ -21,15 +21,6 @@ const REMEMBER_SECONDS: i64 = 15 * 24 * 60 * 60;
 pub struct Welcome<M, I> {
     pub mailer: M,
     pub idempotency: I,
-}
-
-/// When this invocation's claim should lapse: the Lambda deadline (milliseconds since the
-/// epoch), rounded up to whole seconds. A crash leaves the claim to expire then.
-pub fn lease_end(deadline_ms: u64) -> Timestamp {
-    let seconds = i64::try_from(deadline_ms.div_ceil(1000)).unwrap_or(i64::MAX / 2);
-    chrono::DateTime::from_timestamp(seconds, 0)
-        .map(Timestamp::from_datetime)
-        .unwrap_or_else(|| Timestamp::now().plus_seconds(60))
 }
 
 impl<M: Mailer, I: Idempotency> Welcome<M, I> {
@@ -56,14 +47,15 @@ impl<M: Mailer, I: Idempotency> Welcome<M, I> {
         };
         let retry = |e: evently_shared::ports::StoreError| MessageError::Retryable(e.to_string());
 
+        let claim = Claim::new(SCOPE, &envelope.id);
         let now = Timestamp::now();
         match self
             .idempotency
-            .begin(SCOPE, &envelope.id, now, lease_until)
+            .begin(claim, now, lease_until)
             .await
             .map_err(retry)?
         {
-            Begun::AlreadyDone => {
+            Begun::AlreadyDone(_) => {
                 tracing::info!(user_id = %user.id, "welcome mail already sent; envelope skipped");
                 return Ok(());
             }
@@ -80,11 +72,7 @@ impl<M: Mailer, I: Idempotency> Welcome<M, I> {
             Ok(message_id) => {
                 tracing::info!(user_id = %user.id, %message_id, "welcome mail sent");
                 // The mail is out: from here on, a failure must not lead to a second one.
-                if let Err(error) = self
-                    .idempotency
-                    .complete(SCOPE, &envelope.id, done_until)
-                    .await
-                {
+                if let Err(error) = self.idempotency.complete(claim, None, done_until).await {
                     tracing::error!(%error, "mail sent but not recorded; the in-progress claim blocks a resend until it lapses");
                 }
                 Ok(())
@@ -93,16 +81,13 @@ impl<M: Mailer, I: Idempotency> Welcome<M, I> {
                 // Logged and counted, never retried: the address will not accept mail.
                 tracing::warn!(user_id = %user.id, %reason, rejected_recipients = 1, "welcome mail rejected");
                 self.idempotency
-                    .complete(SCOPE, &envelope.id, done_until)
+                    .complete(claim, None, done_until)
                     .await
                     .map_err(retry)?;
                 Ok(())
             }
             Err(error @ (MailError::Throttled(_) | MailError::Unavailable(_))) => {
-                self.idempotency
-                    .release(SCOPE, &envelope.id)
-                    .await
-                    .map_err(retry)?;
+                self.idempotency.release(claim).await.map_err(retry)?;
                 Err(MessageError::Retryable(error.to_string()))
             }
         }
@@ -211,7 +196,7 @@ mod tests {
         let now = Timestamp::now();
         // A previous invocation claimed the work and died before finishing.
         app.idempotency
-            .begin(SCOPE, &signup.id, now, now.plus_seconds(2))
+            .begin(Claim::new(SCOPE, &signup.id), now, now.plus_seconds(2))
             .await
             .unwrap();
 
@@ -257,10 +242,5 @@ mod tests {
             app.mailer.sent()[0].subject,
             "Welcome to Evently, Ada Lovelace"
         );
-    }
-
-    #[test]
-    fn the_lease_ends_at_the_invocation_deadline() {
-        assert_eq!(lease_end(1_800_000_000_001).unix_seconds(), 1_800_000_001);
     }
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use evently_shared::aws::{DynamoIdempotency, SesMailer, sdk_config};
+use evently_shared::idempotency::lease_until;
 use evently_shared::telemetry;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
@@ -26,7 +27,7 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let app = Arc::clone(&app);
         async move {
-            let deadline = handler::lease_end(event.context.deadline);
+            let deadline = lease_until(Some(event.context.deadline));
             app.handle_batch(event.payload, deadline).await
         }
     }))

@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::dynamo::{Item, s};
 use crate::domain::Timestamp;
-use crate::ports::{Begun, Idempotency, StoreError};
+use crate::ports::{Begun, Claim, Completed, Idempotency, StoreError};
 
 const IN_PROGRESS: &str = "IN_PROGRESS";
 const COMPLETED: &str = "COMPLETED";
@@ -44,12 +44,11 @@ impl DynamoIdempotency {
 impl Idempotency for DynamoIdempotency {
     async fn begin(
         &self,
-        scope: &str,
-        record: &str,
+        claim: Claim<'_>,
         now: Timestamp,
         in_progress_until: Timestamp,
     ) -> Result<Begun, StoreError> {
-        let mut item = key(scope, record);
+        let mut item = key(claim.scope, claim.key);
         item.insert("status".into(), s(IN_PROGRESS));
         item.insert(
             "in_progress_expiry".into(),
@@ -60,6 +59,9 @@ impl Idempotency for DynamoIdempotency {
             "expires_at".into(),
             n(in_progress_until.unix_seconds() + 86_400),
         );
+        if let Some(fingerprint) = claim.fingerprint {
+            item.insert("fingerprint".into(), s(fingerprint));
+        }
         let claimed = self
             .client
             .put_item()
@@ -85,19 +87,19 @@ impl Idempotency for DynamoIdempotency {
                     .client
                     .get_item()
                     .table_name(&self.table)
-                    .set_key(Some(key(scope, record)))
+                    .set_key(Some(key(claim.scope, claim.key)))
                     .consistent_read(true)
                     .send()
                     .await
                     .map_err(|e| StoreError::unavailable(e.into_service_error()))?
                     .item
                     .unwrap_or_default();
-                match existing
-                    .get("status")
-                    .and_then(|v| v.as_s().ok())
-                    .map(String::as_str)
-                {
-                    Some(COMPLETED) => Ok(Begun::AlreadyDone),
+                let text = |name: &str| existing.get(name).and_then(|v| v.as_s().ok()).cloned();
+                match text("status").as_deref() {
+                    Some(COMPLETED) => Ok(Begun::AlreadyDone(Completed {
+                        fingerprint: text("fingerprint"),
+                        outcome: text("outcome"),
+                    })),
                     _ => Ok(Begun::InProgressElsewhere),
                 }
             }
@@ -106,32 +108,42 @@ impl Idempotency for DynamoIdempotency {
 
     async fn complete(
         &self,
-        scope: &str,
-        record: &str,
+        claim: Claim<'_>,
+        outcome: Option<&str>,
         expires_at: Timestamp,
     ) -> Result<(), StoreError> {
-        self.client
+        let mut update = self
+            .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(scope, record)))
-            .update_expression(
-                "SET #status = :completed, expires_at = :expires REMOVE in_progress_expiry",
-            )
+            .set_key(Some(key(claim.scope, claim.key)))
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":completed", s(COMPLETED))
-            .expression_attribute_values(":expires", n(expires_at.unix_seconds()))
+            .expression_attribute_values(":expires", n(expires_at.unix_seconds()));
+        update = match outcome {
+            Some(outcome) => update
+                .update_expression(
+                    "SET #status = :completed, expires_at = :expires, outcome = :outcome \
+                     REMOVE in_progress_expiry",
+                )
+                .expression_attribute_values(":outcome", s(outcome)),
+            None => update.update_expression(
+                "SET #status = :completed, expires_at = :expires REMOVE in_progress_expiry",
+            ),
+        };
+        update
             .send()
             .await
             .map_err(|e| StoreError::unavailable(e.into_service_error()))?;
         Ok(())
     }
 
-    async fn release(&self, scope: &str, record: &str) -> Result<(), StoreError> {
+    async fn release(&self, claim: Claim<'_>) -> Result<(), StoreError> {
         let released = self
             .client
             .delete_item()
             .table_name(&self.table)
-            .set_key(Some(key(scope, record)))
+            .set_key(Some(key(claim.scope, claim.key)))
             // Never undo completed work.
             .condition_expression("#status = :in_progress")
             .expression_attribute_names("#status", "status")

@@ -29,6 +29,9 @@ pub enum ApiError {
     MethodNotAllowed { allow: &'static str },
     #[error("conflict: {0}")]
     Conflict(String),
+    /// An `Idempotency-Key` already used for a different request.
+    #[error("idempotency key reused for a different request")]
+    IdempotencyKeyReused,
     #[error("too many requests; retry in {retry_after_seconds} s")]
     TooManyRequests { retry_after_seconds: i64 },
     /// Ours, not the client's. The detail is logged, never sent.
@@ -78,6 +81,7 @@ impl ApiError {
             Self::PreconditionRequired(_) => StatusCode::PRECONDITION_REQUIRED,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -102,6 +106,10 @@ impl ApiError {
             }
             Self::MethodNotAllowed { .. } => ("/problems/method-not-allowed", "Method not allowed"),
             Self::Conflict(_) => ("/problems/conflict", "Conflict"),
+            Self::IdempotencyKeyReused => (
+                "/problems/idempotency-key-reused",
+                "Idempotency-Key already used for another request",
+            ),
             Self::TooManyRequests { .. } => ("/problems/too-many-requests", "Too many requests"),
             Self::Internal(_) => ("/problems/internal", "Internal error"),
         }
@@ -128,6 +136,10 @@ impl ApiError {
             } => Some(format!("retry in {retry_after_seconds} seconds")),
             // Opaque on purpose: the cause is in the log under the same correlation id.
             Self::Internal(_) => None,
+            Self::IdempotencyKeyReused => Some(
+                "send a new Idempotency-Key for a new request; reuse a key only to retry the same one"
+                    .into(),
+            ),
             Self::UnsupportedMediaType | Self::NotFound | Self::MethodNotAllowed { .. } => None,
         }
     }

@@ -4,12 +4,16 @@
 mod auth;
 mod body;
 mod error;
+mod idempotent;
 mod query;
 mod response;
 
 pub use auth::{Caller, caller, optional_caller};
 pub use body::{JsonObject, MAX_BODY_BYTES, Recorded, json_object};
 pub use error::ApiError;
+pub use idempotent::{
+    IDEMPOTENCY_KEY_HEADER, KeyScope, REPLAYED_HEADER, idempotency_key, idempotent,
+};
 pub use query::{QueryParams, decode_cursor, encode_cursor};
 pub use response::{CORRELATION_HEADER, ResponseContext, correlation_id_of, serve};
 
