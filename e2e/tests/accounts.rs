@@ -183,6 +183,25 @@ async fn forged_expired_and_misaddressed_tokens_are_refused() {
     let mut wrong_audience = stack.signer.claims_for("e2e-user", now);
     wrong_audience.aud = "someone-else".into();
     let wrong_audience = stack.signer.sign(&wrong_audience);
+    let mut wrong_issuer = stack.signer.claims_for("e2e-user", now);
+    wrong_issuer.iss = "https://issuer.evil.example".into();
+    let wrong_issuer = stack.signer.sign(&wrong_issuer);
+    let mut not_yet_valid = stack.signer.claims_for("e2e-user", now + 3600);
+    not_yet_valid.nbf = now + 3600;
+    let not_yet_valid = stack.signer.sign(&not_yet_valid);
+    let valid = stack.token("e2e-user");
+    let (signed_part, signature) = valid.rsplit_once('.').unwrap();
+    let mut flipped: Vec<u8> = URL_SAFE_NO_PAD.decode(signature).unwrap();
+    flipped[0] ^= 0x01;
+    let tampered_signature = format!("{signed_part}.{}", URL_SAFE_NO_PAD.encode(flipped));
+    let (header_part, _) = signed_part.split_once('.').unwrap();
+    let mut escalated = serde_json::to_value(stack.signer.claims_for("e2e-user", now)).unwrap();
+    escalated["sub"] = json!("someone-else");
+    escalated["roles"] = json!(["admin"]);
+    let tampered_payload = format!(
+        "{header_part}.{}.{signature}",
+        URL_SAFE_NO_PAD.encode(escalated.to_string())
+    );
     let claims = serde_json::to_value(stack.signer.claims_for("e2e-user", now)).unwrap();
     let b64 = |v: &Value| URL_SAFE_NO_PAD.encode(v.to_string());
     let kid = stack.ring.current.kid.clone();
@@ -205,6 +224,10 @@ async fn forged_expired_and_misaddressed_tokens_are_refused() {
         ("another key", other_key),
         ("expired", expired),
         ("wrong audience", wrong_audience),
+        ("wrong issuer", wrong_issuer),
+        ("not yet valid", not_yet_valid),
+        ("tampered signature", tampered_signature),
+        ("tampered payload", tampered_payload),
         ("alg none", alg_none),
         ("HS256 keyed with the public key", hmac),
     ] {
