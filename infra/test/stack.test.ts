@@ -305,6 +305,18 @@ describe('the synthesized stack', () => {
     assert.ok(!/PRIVATE KEY|private_key/.test(template), 'no private key material in the template');
   });
 
+  it('routes exactly the operations of api/openapi.json', () => {
+    const spec = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'api', 'openapi.json'), 'utf8'));
+    const documented: string[] = [];
+    for (const [route, item] of Object.entries<any>(spec.paths)) {
+      for (const method of Object.keys(item).filter((k) => k !== 'parameters')) {
+        documented.push(`${method.toUpperCase()} ${route}`);
+      }
+    }
+    const routed = resourcesOf(aws, 'AWS::ApiGatewayV2::Route').map(([, route]) => route.RouteKey as string);
+    assert.deepEqual(routed.sort(), documented.sort());
+  });
+
   it('outputs what operators and the tests need', () => {
     const outputs = Object.keys(aws.toJSON().Outputs);
     for (const name of ['ApiUrl', 'EventsTableName', 'ReadModelTableName', 'EventsTopicArn', 'ReadModelQueueUrl', 'ReadModelDlqUrl']) {
