@@ -6,7 +6,7 @@ use evently_shared::domain::{
 };
 use evently_shared::http::{
     ApiError, Body, JsonObject, KeyScope, Request, Response, ResponseContext, caller, idempotent,
-    json_object, serve,
+    json_object, request_path, serve,
 };
 use evently_shared::password::PasswordHasher;
 use evently_shared::ports::{
@@ -88,7 +88,7 @@ impl<U: UserStore + Follows, T: LoginThrottle, I: Idempotency> App<U, T, I> {
         request: &Request,
         ctx: &ResponseContext,
     ) -> Result<Response<Body>, ApiError> {
-        let path = request.uri().path().trim_end_matches('/');
+        let path = request_path(request).trim_end_matches('/');
         match (request.method(), path) {
             (&Method::POST, "/signup") => self.sign_up(request, ctx).await,
             (&Method::POST, "/login") => self.log_in(request, ctx).await,

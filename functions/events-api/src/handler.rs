@@ -7,7 +7,8 @@ use evently_shared::domain::{
 };
 use evently_shared::http::{
     ApiError, Body, JsonObject, KeyScope, QueryParams, Recorded, Request, Response,
-    ResponseContext, caller, encode_cursor, idempotent, json_object, optional_caller, serve,
+    ResponseContext, caller, encode_cursor, idempotent, json_object, optional_caller, request_path,
+    serve,
 };
 use evently_shared::ports::{
     Analytics, Consistency, EventReader, EventStore, Idempotency, PageRequest, RsvpOutcome,
@@ -68,7 +69,7 @@ where
         request: &Request,
         ctx: &ResponseContext,
     ) -> Result<Response<Body>, ApiError> {
-        let path = request.uri().path();
+        let path = request_path(request);
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         match (request.method(), segments.as_slice()) {
             (&Method::POST, ["events"]) => self.create(request, ctx).await,
@@ -1659,5 +1660,29 @@ mod tests {
             assert_eq!(problem_fields(&response), ["Idempotency-Key"]);
         }
         assert!(h.app.store.events().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_id_holding_a_decoded_question_mark_is_routed_as_an_id_not_a_query() {
+        use lambda_http::RequestExt;
+        let h = harness();
+        // What the gateway sends for DELETE /events/%3F%C3%B6%2C when it decodes the raw path.
+        let request = http::Request::builder()
+            .method("DELETE")
+            .uri("/events/")
+            .body(Body::Empty)
+            .unwrap()
+            .with_raw_http_path("/events/?ö,");
+        let mut request = request;
+        request.headers_mut().insert(
+            "authorization",
+            format!("Bearer {}", h.token("organizer-1"))
+                .parse()
+                .unwrap(),
+        );
+
+        let response = h.app.handle(request).await;
+
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
     }
 }

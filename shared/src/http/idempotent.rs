@@ -87,7 +87,7 @@ pub async fn idempotent<I: Idempotency + ?Sized>(
         pepper,
         &[
             request.method().as_str().as_bytes(),
-            request.uri().path().as_bytes(),
+            super::request_path(request).as_bytes(),
             request.body().as_ref(),
         ],
     );

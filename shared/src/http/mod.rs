@@ -15,6 +15,6 @@ pub use idempotent::{
     IDEMPOTENCY_KEY_HEADER, KeyScope, REPLAYED_HEADER, idempotency_key, idempotent,
 };
 pub use query::{QueryParams, decode_cursor, encode_cursor};
-pub use response::{CORRELATION_HEADER, ResponseContext, correlation_id_of, serve};
+pub use response::{CORRELATION_HEADER, ResponseContext, correlation_id_of, request_path, serve};
 
 pub use lambda_http::{Body, Request, Response};

@@ -6,6 +6,20 @@ use crate::envelope::CorrelationId;
 
 pub const CORRELATION_HEADER: &str = "x-correlation-id";
 
+/// The path the client asked for, as the gateway received it.
+///
+/// The gateway's raw path, not `uri().path()`: the URI is rebuilt from the raw path, and an
+/// emulator that hands over a decoded raw path turns an encoded `?` or `#` in an id into the
+/// start of a query or fragment, which would route `DELETE /events/%3F` as `DELETE /events`.
+/// Requests built without the gateway (tests) have no raw path and use the URI's.
+pub fn request_path(request: &Request) -> &str {
+    use lambda_http::RequestExt;
+    match request.raw_http_path() {
+        "" => request.uri().path(),
+        raw => raw,
+    }
+}
+
 /// The request's correlation id: the caller's if sane, else a fresh one.
 pub fn correlation_id_of(request: &Request) -> CorrelationId {
     CorrelationId::from_header(
@@ -75,7 +89,7 @@ pub async fn serve(
         "request",
         correlation_id = %ctx.correlation_id,
         method = %request.method(),
-        path = %request.uri().path(),
+        path = %request_path(request),
     );
     async {
         let response = match route.await {
