@@ -35,12 +35,22 @@ down: ## Stop the emulator this project started
 	scripts/emulator.sh stop
 
 .PHONY: test
-test: up ## Everything: lint, unit, adapter, contract, infra and end-to-end tests
+test: up ## Everything: lint, supply chain, unit, adapter, contract, infra, end-to-end and API fuzz tests
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
+	scripts/supply-chain.sh
 	source scripts/local-env.sh && cargo test --workspace --locked
+	scripts/schemathesis.sh
 	cd infra && npm test
 	scripts/lint-template.sh
+
+.PHONY: supply-chain
+supply-chain: npm ## cargo-deny on the pinned advisory snapshot, npm licenses and audit
+	scripts/supply-chain.sh
+
+.PHONY: schemathesis
+schemathesis: venv ## Property-based API tests against api/openapi.json (needs `make up`)
+	scripts/schemathesis.sh
 
 .PHONY: unit
 unit: ## Only the tests that need no emulator

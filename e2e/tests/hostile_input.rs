@@ -198,14 +198,7 @@ async fn malformed_bodies_are_client_errors() {
         b"{\"title\": \"\xff\xfe\"}".to_vec(),
     )
     .await;
-    let not_an_object = raw(
-        &stack,
-        Method::POST,
-        "/signup",
-        None,
-        b"[1, 2, 3]".to_vec(),
-    )
-    .await;
+    let not_an_object = raw(&stack, Method::POST, "/signup", None, b"[1, 2, 3]".to_vec()).await;
     let truncated = raw(
         &stack,
         Method::POST,

@@ -95,14 +95,19 @@ async fn concurrent_duplicates_create_one_event() {
         "{statuses:?}"
     );
     eprintln!("concurrent duplicates answered {statuses:?}");
-    assert_eq!(ids.len(), 1, "one event whatever the interleaving: {statuses:?}");
+    assert_eq!(
+        ids.len(),
+        1,
+        "one event whatever the interleaving: {statuses:?}"
+    );
 }
 
 #[tokio::test]
 async fn a_retried_signup_and_rsvp_replay_instead_of_conflicting() {
     let stack = Stack::load().await;
     let email = format!("retry-{}@example.com", now_ms());
-    let signup = json!({ "email": email, "password": "a long enough passphrase", "display_name": "Retry" });
+    let signup =
+        json!({ "email": email, "password": "a long enough passphrase", "display_name": "Retry" });
     let key = format!("signup-{}", now_ms());
 
     let first = post(&stack, "/signup", None, &key, &signup).await;
@@ -131,6 +136,10 @@ async fn a_retried_signup_and_rsvp_replay_instead_of_conflicting() {
     let going = post(&stack, &path, Some(&guest), &rsvp_key, &json!({})).await;
     let retried = post(&stack, &path, Some(&guest), &rsvp_key, &json!({})).await;
     assert_eq!(going.status(), 201);
-    assert_eq!(retried.status(), 201, "the first answer, not 'already going'");
+    assert_eq!(
+        retried.status(),
+        201,
+        "the first answer, not 'already going'"
+    );
     assert!(replayed(&retried));
 }
