@@ -37,9 +37,9 @@ down: ## Stop the emulator this project started
 .PHONY: test
 test: up ## Everything: lint, supply chain, unit, adapter, contract, infra, end-to-end and API fuzz tests
 	cargo fmt --all -- --check
-	cargo clippy --workspace --all-targets --locked -- -D warnings
+	cargo clippy --workspace --all-targets --locked --features evently-shared/fault-injection -- -D warnings
 	scripts/supply-chain.sh
-	source scripts/local-env.sh && cargo test --workspace --locked
+	source scripts/local-env.sh && cargo test --workspace --locked --features evently-shared/fault-injection
 	scripts/schemathesis.sh
 	cd infra && npm test
 	scripts/lint-template.sh
@@ -54,7 +54,7 @@ schemathesis: venv ## Property-based API tests against api/openapi.json (needs `
 
 .PHONY: unit
 unit: ## Only the tests that need no emulator
-	cargo test --workspace --locked --exclude evently-e2e
+	cargo test --workspace --locked --exclude evently-e2e --features evently-shared/fault-injection
 
 .PHONY: build-arm64
 build-arm64: venv ## Release arm64 builds for AWS (target/lambda/<fn>/bootstrap)

@@ -5,7 +5,9 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 functions=$(ls functions)
-cargo build --locked $(printf -- '--bin %s ' $functions)
+# The fault-injection feature lets e2e/tests/faults.rs make a consumer panic on a marked
+# message; `make test` enables it too, so both share one compile. Release builds never do.
+cargo build --locked --features evently-shared/fault-injection $(printf -- '--bin %s ' $functions)
 for fn in $functions; do
   mkdir -p "target/lambda-local/$fn"
   cp -f "target/debug/$fn" "target/lambda-local/$fn/bootstrap"

@@ -1,9 +1,14 @@
 //! Turns outbox inserts on the events table's stream into SNS messages.
 //!
-//! Every record that should be published and is not becomes a batch item failure (by sequence
-//! number), so Lambda retries from there; nothing is dropped silently. Records that are not
-//! outbox inserts are skipped here even though the mapping filter already drops them: the
-//! filter is an optimisation, this check is the guard.
+//! A publish that fails (SNS down, throttled, a wrong topic) fails the whole invocation, so the
+//! poller retries the batch from its first record: on AWS (which also bisects), on LocalStack,
+//! and on emulators that do not honour batch item failures on stream mappings (ministack
+//! advances past them, which would lose the events). The price is that envelopes published
+//! before the failure are published again; every consumer is idempotent. An outbox item that
+//! cannot be read at all is a batch item failure instead: retrying cannot fix it, so it goes
+//! to the on-failure destination after the retry limit. Records that are not outbox inserts
+//! are skipped here even though the mapping filter already drops them: the filter is an
+//! optimisation, this check is the guard.
 
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
@@ -64,7 +69,12 @@ pub async fn relay<P: Publisher>(
         }
     }
 
+    let mut publish_failures = 0usize;
     for chunk in pending.chunks(P::MAX_BATCH) {
+        if publish_failures > 0 {
+            // The batch is retried as a whole; publishing more of it now only adds duplicates.
+            break;
+        }
         let messages: Vec<OutgoingMessage> = chunk.iter().map(|(_, m)| m.clone()).collect();
         match publisher.publish(&messages).await {
             Ok(outcomes) => {
@@ -82,8 +92,8 @@ pub async fn relay<P: Publisher>(
                                 tracing::info!("envelope published");
                             }
                             Published::Rejected { code, message } => {
-                                tracing::error!(%code, %message, "publish rejected; will retry");
-                                failed.push(sequence.clone());
+                                tracing::error!(%code, %message, "publish rejected; the batch will be retried");
+                                publish_failures += 1;
                             }
                         }
                     }
@@ -92,10 +102,20 @@ pub async fn relay<P: Publisher>(
                 }
             }
             Err(error) => {
-                tracing::error!(%error, messages = chunk.len(), "publish failed; will retry");
-                failed.extend(chunk.iter().map(|(sequence, _)| sequence.clone()));
+                tracing::error!(%error, messages = chunk.len(), "publish failed; the batch will be retried");
+                publish_failures += chunk.len();
             }
         }
+    }
+
+    if publish_failures > 0 {
+        tracing::warn!(
+            records = event.records.len(),
+            published,
+            publish_failures,
+            "stream batch not relayed; failing the invocation so it is retried"
+        );
+        return Err(format!("{publish_failures} envelopes could not be published").into());
     }
 
     tracing::info!(
@@ -187,7 +207,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_rejected_entry_becomes_a_batch_item_failure() {
+    async fn a_rejected_entry_fails_the_invocation_so_the_batch_is_retried() {
         let publisher = RecordingPublisher {
             reject_marker: Some("POISON".into()),
             ..Default::default()
@@ -198,14 +218,13 @@ mod tests {
             outbox_record("12", "ok"),
         ];
 
-        let response = relay(&publisher, batch(records)).await.unwrap();
+        let outcome = relay(&publisher, batch(records)).await;
 
-        assert_eq!(failures(&response), ["11"]);
-        assert_eq!(publisher.published().len(), 3);
+        assert!(outcome.is_err(), "the whole batch is retried");
     }
 
     #[tokio::test]
-    async fn a_failed_call_fails_every_record_it_carried_and_batches_stay_within_ten() {
+    async fn a_failed_call_fails_the_invocation_and_batches_stay_within_ten() {
         let ok = RecordingPublisher::default();
         let records: Vec<_> = (0..23)
             .map(|i| outbox_record(&format!("{i:03}"), "x"))
@@ -216,11 +235,11 @@ mod tests {
             fail_calls: true,
             ..Default::default()
         };
-        let response = relay(&down, batch(records)).await.unwrap();
+        let outcome = relay(&down, batch(records)).await;
 
         let sizes: Vec<usize> = ok.calls.lock().unwrap().iter().map(Vec::len).collect();
         assert_eq!(sizes, [10, 10, 3]);
-        assert_eq!(failures(&response).len(), 23);
+        assert!(outcome.is_err());
     }
 
     #[tokio::test]

@@ -11,6 +11,21 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use futures::FutureExt;
 use tracing::{Instrument, field};
 
+/// Faults the local fault-injection suite asks for, compiled only with the `fault-injection`
+/// feature (local builds; never the release builds that are deployed to AWS).
+#[cfg(feature = "fault-injection")]
+pub mod fault {
+    /// A message whose body holds this panics in the kit on its first receive, and is handled
+    /// normally when it comes back.
+    pub const PANIC_ON_FIRST_RECEIVE: &str = "evently-fault:panic-on-first-receive";
+
+    pub(super) fn panic_if_marked(message: &super::Message) {
+        if message.receive_count <= 1 && message.body.contains(PANIC_ON_FIRST_RECEIVE) {
+            panic!("fault injection: panic on the first receive of this message");
+        }
+    }
+}
+
 /// Why a message could not be handled. This is the one place that decides what a retry can fix.
 #[derive(Debug, thiserror::Error)]
 pub enum MessageError {
@@ -94,10 +109,18 @@ where
             span.record("correlation_id", id.as_str());
         }
         let id = message.message_id.clone();
-        let run = AssertUnwindSafe(handle(message)).catch_unwind();
+        let run = AssertUnwindSafe(async {
+            #[cfg(feature = "fault-injection")]
+            fault::panic_if_marked(&message);
+            handle(message).await
+        })
+        .catch_unwind();
         async move {
             let outcome = match run.await {
-                Ok(Ok(())) => Outcome::Done,
+                Ok(Ok(())) => {
+                    tracing::info!(outcome = "done", "message handled");
+                    Outcome::Done
+                }
                 Ok(Err(MessageError::Retryable(reason))) => {
                     tracing::warn!(%reason, "message failed; it will be retried");
                     Outcome::Retryable
@@ -200,4 +223,25 @@ mod tests {
         batch.records[0].message_id = None;
         assert!(process_batch(batch, |_| async { Ok(()) }).await.is_err());
     }
+
+    #[cfg(feature = "fault-injection")]
+    #[tokio::test]
+    async fn a_marked_message_panics_on_its_first_receive_and_passes_on_the_next() {
+        let marked = format!("{{\"x\": \"{}\"}}", fault::PANIC_ON_FIRST_RECEIVE);
+        let mut first = event(&["ok", &marked]);
+        let mut again = event(&[&marked]);
+        first.records[1]
+            .attributes
+            .insert("ApproximateReceiveCount".into(), "1".into());
+        again.records[0]
+            .attributes
+            .insert("ApproximateReceiveCount".into(), "2".into());
+
+        let on_first = process_batch(first, |_| async { Ok(()) }).await.unwrap();
+        let on_second = process_batch(again, |_| async { Ok(()) }).await.unwrap();
+
+        assert_eq!(failed_ids(&on_first), ["m1"]);
+        assert!(on_second.batch_item_failures.is_empty());
+    }
 }
+
