@@ -41,8 +41,14 @@ test: up ## Everything: lint, supply chain, unit, adapter, contract, infra, end-
 	scripts/supply-chain.sh
 	source scripts/local-env.sh && cargo test --workspace --locked --features evently-shared/fault-injection
 	scripts/schemathesis.sh
+	$(MAKE) faults
 	cd infra && npm test
 	scripts/lint-template.sh
+
+.PHONY: faults
+faults: ## Fault-injection suite (last: it restarts the emulator); prints its table
+	source scripts/local-env.sh && cargo test --locked -p evently-e2e --features evently-shared/fault-injection \
+	  --test faults -- --ignored --nocapture
 
 .PHONY: supply-chain
 supply-chain: npm ## cargo-deny on the pinned advisory snapshot, npm licenses and audit

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Starts or stops the local AWS emulator (ministack) on 127.0.0.1:4566.
 # State (PID, log, persisted data) lives in .local/ so `make down` stops exactly what `make up` started.
+# The emulator persists its state on stop. `start` begins from a clean slate; `start --keep-state`
+# reloads what the last stop saved (the fault-injection suite restarts it that way, then leaves
+# a marker: the emulator loses stream records across a restart, so the next `start` replaces a
+# restarted emulator with a fresh one rather than reuse it).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 state="$root/.local"
@@ -16,11 +20,24 @@ urllib.request.urlopen(sys.argv[1], timeout=2).read()
 PY
 }
 
+restarted="$state/emulator-restarted"
+
 start() {
+  local keep_state="${1:-}"
   mkdir -p "$state"
   if [[ -f $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-    echo "emulator already running (pid $(cat "$pidfile"))"
-    return 0
+    if [[ -f $restarted ]]; then
+      echo "the running emulator was restarted by the fault suite; replacing it with a fresh one"
+      stop
+    else
+      echo "emulator already running (pid $(cat "$pidfile"))"
+      return 0
+    fi
+  fi
+  if [[ $keep_state == --keep-state ]]; then
+    touch "$restarted"
+  else
+    rm -rf "$state/ministack-state" "$restarted"
   fi
   if healthy; then
     # Someone else's emulator (LocalStack, or one started by hand): use it, never stop it.
@@ -33,7 +50,7 @@ start() {
   # to the function subprocesses, which is how they reach the emulator.
   BIND_HOST=127.0.0.1 GATEWAY_PORT=4566 MINISTACK_HOST=localhost \
     AWS_ENDPOINT_URL=http://127.0.0.1:4566 AWS_DEFAULT_REGION=us-east-1 \
-    PERSIST_STATE="${PERSIST_STATE:-0}" STATE_DIR="$state/ministack-state" \
+    PERSIST_STATE=1 STATE_DIR="$state/ministack-state" \
     nohup "$root/.venv/bin/ministack" >"$log" 2>&1 &
   echo $! >"$pidfile"
   for _ in $(seq 1 100); do
@@ -59,8 +76,8 @@ stop() {
 }
 
 case "${1:-}" in
-  start) start ;;
+  start) start "${2:-}" ;;
   stop) stop ;;
   status) healthy && echo up || { echo down; exit 1; } ;;
-  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+  *) echo "usage: $0 start [--keep-state]|stop|status" >&2; exit 2 ;;
 esac

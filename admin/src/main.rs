@@ -15,8 +15,11 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 mod dlq;
+mod outbox;
 use evently_shared::app::rebuild::{Progress, rebuild_read_model};
-use evently_shared::aws::{DynamoEventStore, DynamoReadModel, DynamoSearchIndex, sdk_config};
+use evently_shared::aws::{
+    DynamoEventStore, DynamoReadModel, DynamoSearchIndex, SnsPublisher, sdk_config,
+};
 
 #[derive(Parser)]
 #[command(version, about)]
@@ -31,6 +34,19 @@ enum Command {
     /// index. Safe while traffic flows: entries already newer than the events table are left
     /// alone.
     RebuildReadModel(Tables),
+    /// Publish again every outbox envelope written since a point in time (the recovery path
+    /// when the stream relay missed envelopes). Consumers are idempotent: envelopes that did
+    /// get through are harmless to repeat.
+    ReplayOutbox {
+        #[command(flatten)]
+        tables: Tables,
+        /// RFC 3339 time: replay envelopes created at or after it.
+        #[arg(long)]
+        since: String,
+        /// Domain-event topic (overrides the outputs file).
+        #[arg(long)]
+        topic_arn: Option<String>,
+    },
     /// Dead-letter queues: depth, contents, redrive, purge.
     #[command(subcommand)]
     Dlq(DlqCommand),
@@ -111,31 +127,31 @@ struct Tables {
 }
 
 impl Tables {
-    fn resolve(&self) -> Result<(String, String), String> {
-        if let (Some(events), Some(read_model)) = (&self.events_table, &self.read_model_table) {
-            return Ok((events.clone(), read_model.clone()));
-        }
-        let raw = std::fs::read_to_string(&self.outputs).map_err(|e| {
-            format!(
-                "{}: {e} (pass --events-table and --read-model-table instead)",
-                self.outputs.display()
-            )
-        })?;
+    /// One value of the stack's outputs file.
+    fn output(&self, key: &str) -> Result<String, String> {
+        let raw = std::fs::read_to_string(&self.outputs)
+            .map_err(|e| format!("{}: {e}", self.outputs.display()))?;
         let all: serde_json::Value =
             serde_json::from_str(&raw).map_err(|e| format!("{}: {e}", self.outputs.display()))?;
-        let output = |key: &str| {
-            all[&self.stack][key]
-                .as_str()
-                .map(str::to_owned)
-                .ok_or_else(|| format!("no output {key} for stack {}", self.stack))
+        all[&self.stack][key]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| format!("no output {key} for stack {}", self.stack))
+    }
+
+    fn resolve(&self) -> Result<(String, String), String> {
+        let or_output = |given: &Option<String>, key: &str| {
+            given.clone().map_or_else(
+                || {
+                    self.output(key)
+                        .map_err(|e| format!("{e} (or pass --events-table and --read-model-table)"))
+                },
+                Ok,
+            )
         };
         Ok((
-            self.events_table
-                .clone()
-                .map_or_else(|| output("EventsTableName"), Ok)?,
-            self.read_model_table
-                .clone()
-                .map_or_else(|| output("ReadModelTableName"), Ok)?,
+            or_output(&self.events_table, "EventsTableName")?,
+            or_output(&self.read_model_table, "ReadModelTableName")?,
         ))
     }
 }
@@ -248,10 +264,56 @@ async fn run_dlq(command: DlqCommand) -> Result<ExitCode, dlq::Error> {
     }
 }
 
+async fn replay_outbox(
+    tables: Tables,
+    since: &str,
+    topic_arn: Option<String>,
+) -> Result<ExitCode, dlq::Error> {
+    let Ok(since) = chrono::DateTime::parse_from_rfc3339(since) else {
+        eprintln!("error: --since must be an RFC 3339 time, e.g. 2026-11-28T16:00:00Z");
+        return Ok(ExitCode::from(2));
+    };
+    let since_ms = u64::try_from(since.timestamp_millis()).map_err(|_| "--since is before 1970")?;
+    let (events, _) = tables.resolve()?;
+    let topic = match topic_arn {
+        Some(topic) => topic,
+        None => tables.output("EventsTopicArn")?,
+    };
+    let sdk = sdk_config().await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    let publisher = SnsPublisher::new(aws_sdk_sns::Client::new(&sdk), &topic);
+    eprintln!("replaying outbox envelopes of {events} created since {since} to {topic}");
+    let done = outbox::replay(&dynamo, &events, &publisher, since_ms, |p| {
+        eprint!(
+            "\rpages {:>5}  found {:>8}  published {:>8}",
+            p.scanned_pages, p.found, p.published
+        );
+        let _ = std::io::stderr().flush();
+    })
+    .await?;
+    eprintln!();
+    println!(
+        "done: {} envelopes found, {} published ({} pages scanned)",
+        done.found, done.published, done.scanned_pages
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::ReplayOutbox {
+            tables,
+            since,
+            topic_arn,
+        } => match replay_outbox(tables, &since, topic_arn).await {
+            Ok(code) => code,
+            Err(error) => {
+                eprintln!("\nerror: {error}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Dlq(command) => match run_dlq(command).await {
             Ok(code) => code,
             Err(error) => {

@@ -244,4 +244,3 @@ mod tests {
         assert!(on_second.batch_item_failures.is_empty());
     }
 }
-
