@@ -53,8 +53,11 @@ if ! cmp -s "$SNAPSHOT/SNAPSHOT" "$stamp" 2>/dev/null; then
   cp "$SNAPSHOT/SNAPSHOT" "$stamp"
 fi
 
+# cargo-deny reads `cargo metadata` for every target, so every crate in the lockfile must be
+# on disk, not only the ones this machine builds; it then runs offline (no database fetch).
+cargo fetch --locked --quiet
 echo "==> cargo deny (advisories as of $(sed -n 's/^date *//p' "$SNAPSHOT/SNAPSHOT"))"
-PATH="$PWD/.local/tools/bin:$PATH" cargo deny --offline --color never check
+PATH="$PWD/.local/tools/bin:$PATH" cargo deny --offline --locked --color never check
 
 # ---- npm (the CDK app's production dependencies) -------------------------------------------
 echo "==> npm: production tree matches the lockfile"
