@@ -7,7 +7,16 @@ import { Alarm, ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-clo
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import { AttributeType, StreamViewType, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { Effect, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
-import { Architecture, Code, FilterCriteria, FilterRule, Function as LambdaFunction, Runtime, StartingPosition } from 'aws-cdk-lib/aws-lambda';
+import {
+  Architecture,
+  Code,
+  FilterCriteria,
+  FilterRule,
+  Function as LambdaFunction,
+  Runtime,
+  StartingPosition,
+  Tracing,
+} from 'aws-cdk-lib/aws-lambda';
 import { DynamoEventSource, SqsDlq, SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
@@ -45,6 +54,8 @@ export interface EventlySettings extends StackProps {
   readonly tokenTtlSeconds: string;
   /** Comma-separated addresses whose tokens carry the admin role. */
   readonly adminEmails?: string;
+  /** X-Ray active tracing on every function (`-c tracing=active`); off by default (cost). */
+  readonly tracing: boolean;
 }
 
 export function settingsFromContext(scope: Construct): EventlySettings {
@@ -73,6 +84,13 @@ export function settingsFromContext(scope: Construct): EventlySettings {
     mailFrom: ctx('mailFrom') ?? 'welcome@evently.local',
     tokenTtlSeconds: ctx('tokenTtlSeconds') ?? '900',
     adminEmails: ctx('adminEmails'),
+    tracing: (() => {
+      const tracing = ctx('tracing') ?? 'off';
+      if (tracing !== 'active' && tracing !== 'off') {
+        throw new Error(`context tracing must be 'active' or 'off', not '${tracing}'`);
+      }
+      return tracing === 'active';
+    })(),
   };
 }
 
@@ -552,6 +570,7 @@ export class EventlyStack extends Stack {
       role,
       logGroup,
       environment: { LOG_LEVEL: this.settings.logLevel, ...spec.environment },
+      tracing: this.settings.tracing ? Tracing.ACTIVE : Tracing.DISABLED,
     });
     Validations.of(role).acknowledge({
       id: 'AwsSolutions-IAM5',
@@ -560,6 +579,14 @@ export class EventlyStack extends Stack {
         "the grant is limited to this function's own log group. dynamodb:ListStreams, added by the " +
         'DynamoDB event source, has no resource-level permissions.',
     });
+    if (this.settings.tracing) {
+      Validations.of(role).acknowledge({
+        id: 'AwsSolutions::AwsSolutions-IAM5[Resource::*]',
+        reason:
+          'Active tracing adds xray:PutTraceSegments and xray:PutTelemetryRecords, which have no ' +
+          'resource-level permissions in IAM.',
+      });
+    }
     return fn;
   }
 

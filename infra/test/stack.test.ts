@@ -52,6 +52,7 @@ function refTarget(value: any): string | undefined {
 
 const aws = synth();
 const local = synth({ local: 'true' });
+const traced = synth({ tracing: 'active' });
 
 describe('the synthesized stack', () => {
   it('passes cdk-nag AwsSolutions in AWS and local mode, with every acknowledgement justified', () => {
@@ -140,8 +141,10 @@ describe('the synthesized stack', () => {
     // Each entry is a documented exception; anything else with a star fails this test.
     const allowedStar: Record<string, string> = {
       'dynamodb:ListStreams': 'ListStreams has no resource-level permissions (added by the DynamoDB event source).',
+      'xray:PutTraceSegments': 'X-Ray actions have no resource-level permissions (added by active tracing).',
+      'xray:PutTelemetryRecords': 'X-Ray actions have no resource-level permissions (added by active tracing).',
     };
-    for (const template of [aws, local]) {
+    for (const template of [aws, local, traced]) {
       for (const [id, policy] of resourcesOf(template, 'AWS::IAM::Policy')) {
         for (const st of policy.PolicyDocument.Statement) {
           const actions: string[] = [].concat(st.Action);
@@ -315,6 +318,17 @@ describe('the synthesized stack', () => {
     }
     const routed = resourcesOf(aws, 'AWS::ApiGatewayV2::Route').map(([, route]) => route.RouteKey as string);
     assert.deepEqual(routed.sort(), documented.sort());
+  });
+
+  it('switches X-Ray active tracing on every function with -c tracing=active, and only then', () => {
+    const functions = (template: Template) => resourcesOf(template, 'AWS::Lambda::Function').map(([, fn]) => fn);
+    for (const fn of functions(traced)) {
+      assert.deepEqual(fn.TracingConfig, { Mode: 'Active' });
+    }
+    for (const fn of functions(aws)) {
+      assert.ok(fn.TracingConfig === undefined || fn.TracingConfig.Mode === 'PassThrough', JSON.stringify(fn.TracingConfig));
+    }
+    assert.throws(() => synth({ tracing: 'sometimes' }), /tracing must be 'active' or 'off'/);
   });
 
   it('outputs what operators and the tests need', () => {

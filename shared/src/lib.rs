@@ -16,7 +16,7 @@
 //! | [`envelope`]  | the CloudEvents envelope and the event types it carries                |
 //! | [`domain`]    | events and the newtypes that make invalid values unrepresentable        |
 //! | [`tokens`]    | EdDSA access tokens: the key ring, issuing and verifying              |
-//! | [`config`], [`telemetry`] | environment config that fails fast; JSON logs              |
+//! | [`config`], [`telemetry`], [`metrics`] | config that fails fast; JSON logs; EMF metrics |
 //!
 //! `domain` and `envelope` import nothing from AWS, HTTP or Lambda crates. Function crates
 //! touch SDK clients only in `main.rs`, to build the adapters. In-memory fakes for unit tests
@@ -33,6 +33,7 @@ pub mod fakes;
 pub mod http;
 pub mod idempotency;
 pub mod mail;
+pub mod metrics;
 pub mod password;
 pub mod ports;
 pub mod telemetry;

@@ -8,6 +8,7 @@ use evently_shared::http::{
     ApiError, Body, JsonObject, KeyScope, Request, Response, ResponseContext, caller, idempotent,
     json_object, request_path, serve,
 };
+use evently_shared::metrics;
 use evently_shared::password::PasswordHasher;
 use evently_shared::ports::{
     FollowTarget, Follows, Idempotency, LoginThrottle, Preferences, UserStore,
@@ -154,6 +155,7 @@ impl<U: UserStore + Follows, T: LoginThrottle, I: Idempotency> App<U, T, I> {
             .await
             .map_err(account_error)?;
             tracing::info!(user_id = %user.id, "account created");
+            metrics::count(metrics::name::SIGNUPS, Some(ctx.correlation_id.as_str()));
             let mut response = ctx.json(StatusCode::CREATED, &Profile::from(&user));
             response
                 .headers_mut()

@@ -10,6 +10,7 @@ use evently_shared::http::{
     ResponseContext, caller, encode_cursor, idempotent, json_object, optional_caller, request_path,
     serve,
 };
+use evently_shared::metrics;
 use evently_shared::ports::{
     Analytics, Consistency, EventReader, EventStore, Idempotency, PageRequest, RsvpOutcome,
     SearchIndex,
@@ -115,6 +116,10 @@ where
             .await
             .map_err(ApiError::internal)?;
             tracing::info!(event_id = %event.id, envelope_id = %envelope.id, "event created");
+            metrics::count(
+                metrics::name::EVENTS_CREATED,
+                Some(ctx.correlation_id.as_str()),
+            );
             let mut response = with_etag(ctx.json(StatusCode::CREATED, &event), &event);
             if let Ok(location) = HeaderValue::from_str(&format!("/events/{}", event.id)) {
                 response.headers_mut().insert(header::LOCATION, location);

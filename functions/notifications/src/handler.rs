@@ -237,6 +237,7 @@ impl<E: EventStore, F: Follows, M: Mailer, I: Idempotency> Notifier<E, F, M, I> 
         let done_until = now.plus_seconds(REMEMBER_SECONDS);
         match self.mailer.send(&mail).await {
             Ok(_) => {
+                evently_shared::metrics::count(evently_shared::metrics::name::MAILS_SENT, None);
                 if let Err(error) = self.idempotency.complete(claim, None, done_until).await {
                     tracing::error!(%error, "mail sent but not recorded; the claim blocks a resend until it lapses");
                 }

@@ -71,6 +71,10 @@ impl<M: Mailer, I: Idempotency> Welcome<M, I> {
         match self.mailer.send(&mail::welcome(&user)).await {
             Ok(message_id) => {
                 tracing::info!(user_id = %user.id, %message_id, "welcome mail sent");
+                evently_shared::metrics::count(
+                    evently_shared::metrics::name::MAILS_SENT,
+                    Some(envelope.correlationid.as_str()),
+                );
                 // The mail is out: from here on, a failure must not lead to a second one.
                 if let Err(error) = self.idempotency.complete(claim, None, done_until).await {
                     tracing::error!(%error, "mail sent but not recorded; the in-progress claim blocks a resend until it lapses");

@@ -89,6 +89,7 @@ where
     F: Fn(Message) -> Fut,
     Fut: Future<Output = Result<(), MessageError>>,
 {
+    let started = std::time::Instant::now();
     let total = event.records.len();
     let mut messages = Vec::with_capacity(total);
     for record in event.records {
@@ -157,6 +158,24 @@ where
             response.batch_item_failures.push(failure);
         }
     }
+    use crate::metrics::{Unit, name, record};
+    let failed = response.batch_item_failures.len();
+    record(
+        &[
+            (
+                name::MESSAGES_PROCESSED,
+                Unit::Count,
+                (total - failed) as f64,
+            ),
+            (name::MESSAGES_FAILED, Unit::Count, failed as f64),
+            (
+                name::BATCH_LATENCY,
+                Unit::Milliseconds,
+                started.elapsed().as_secs_f64() * 1000.0,
+            ),
+        ],
+        None,
+    );
     tracing::info!(
         messages = total,
         failed = response.batch_item_failures.len(),

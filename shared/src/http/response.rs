@@ -92,11 +92,30 @@ pub async fn serve(
         path = %request_path(request),
     );
     async {
+        let started = std::time::Instant::now();
         let response = match route.await {
             Ok(response) => response,
             Err(error) => error.into_response(ctx),
         };
-        tracing::info!(status = response.status().as_u16(), "request handled");
+        let status = response.status();
+        tracing::info!(status = status.as_u16(), "request handled");
+        use crate::metrics::{Unit, name, record};
+        record(
+            &[
+                (name::REQUESTS, Unit::Count, 1.0),
+                (
+                    name::SERVER_ERRORS,
+                    Unit::Count,
+                    f64::from(u8::from(status.is_server_error())),
+                ),
+                (
+                    name::REQUEST_LATENCY,
+                    Unit::Milliseconds,
+                    started.elapsed().as_secs_f64() * 1000.0,
+                ),
+            ],
+            Some(ctx.correlation_id.as_str()),
+        );
         response
     }
     .instrument(span)

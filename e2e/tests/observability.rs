@@ -1,0 +1,97 @@
+//! Metrics in CloudWatch Embedded Metric Format, read back from the functions' log groups as
+//! CloudWatch Logs would see them.
+
+use std::time::Duration;
+
+use evently_e2e::{Stack, correlation_id, eventually, now_ms, sdk_config};
+use serde_json::{Value, json};
+
+/// The EMF records (log lines with an `_aws` member) among `lines`.
+fn emf_records(lines: &[String]) -> Vec<Value> {
+    lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v.get("_aws").is_some())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_created_event_is_counted_and_timed_in_emf_on_both_hops() {
+    let stack = Stack::load().await;
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk_config().await);
+    let since = now_ms();
+    let correlation = correlation_id("emf");
+    let start = chrono::Utc::now() + chrono::Duration::days(12);
+    let response = stack
+        .http
+        .post(stack.url("/events"))
+        .bearer_auth(stack.token("emf-organizer"))
+        .header("x-correlation-id", &correlation)
+        .json(&json!({
+            "title": "Counted",
+            "starts_at": start.to_rfc3339(),
+            "ends_at": (start + chrono::Duration::hours(1)).to_rfc3339(),
+            "venue": "Metrics hall"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+
+    let api_records = eventually("the API's EMF records", Duration::from_secs(30), || async {
+        let records = emf_records(&stack.log_lines(&logs, "EventsApiFunctionName", since).await);
+        let mine: Vec<Value> = records
+            .into_iter()
+            .filter(|r| r["correlation_id"] == correlation.as_str())
+            .collect();
+        (mine.len() >= 2).then_some(mine)
+    })
+    .await;
+    let consumer_records = eventually(
+        "the consumer's EMF records",
+        Duration::from_secs(30),
+        || async {
+            let records = emf_records(
+                &stack
+                    .log_lines(&logs, "ReadModelUpdaterFunctionName", since)
+                    .await,
+            );
+            let batches: Vec<Value> = records
+                .into_iter()
+                .filter(|r| r.get("MessagesProcessed").is_some())
+                .collect();
+            (!batches.is_empty()).then_some(batches)
+        },
+    )
+    .await;
+
+    let created = api_records
+        .iter()
+        .find(|r| r.get("EventsCreated").is_some())
+        .expect("an EventsCreated record");
+    assert_eq!(created["EventsCreated"], 1.0);
+    let request = api_records
+        .iter()
+        .find(|r| r.get("RequestLatency").is_some())
+        .expect("a request record");
+    assert!(request["RequestLatency"].as_f64().unwrap() > 0.0);
+    assert_eq!(request["ServerErrors"], 0.0);
+    for record in api_records.iter().chain(&consumer_records) {
+        let declared = &record["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(declared["Namespace"], "Evently");
+        assert_eq!(declared["Dimensions"], json!([["service"]]));
+        assert!(record["service"].as_str().unwrap().starts_with("Evently-"));
+        for metric in declared["Metrics"].as_array().unwrap() {
+            let name = metric["Name"].as_str().unwrap();
+            assert!(
+                record[name].is_number(),
+                "{name} declared but not set: {record}"
+            );
+        }
+    }
+    assert!(
+        consumer_records.iter().any(
+            |r| r["MessagesProcessed"].as_f64() >= Some(1.0) && r.get("BatchLatency").is_some()
+        )
+    );
+}
