@@ -47,7 +47,7 @@ test: up ## Everything: lint, supply chain, unit, adapter, contract, infra, end-
 
 .PHONY: faults
 faults: ## Fault-injection suite (last: it restarts the emulator); prints its table
-	source scripts/local-env.sh && cargo test --locked -p evently-e2e --features evently-shared/fault-injection \
+	source scripts/local-env.sh && cargo test --locked --workspace --features evently-shared/fault-injection \
 	  --test faults -- --ignored --nocapture
 
 .PHONY: supply-chain
@@ -61,6 +61,10 @@ schemathesis: venv ## Property-based API tests against api/openapi.json (needs `
 .PHONY: unit
 unit: ## Only the tests that need no emulator
 	cargo test --workspace --locked --exclude evently-e2e --features evently-shared/fault-injection
+
+.PHONY: bench-cold-start
+bench-cold-start: ## Cold-start harness: release builds of every function and the floor (needs `make up`)
+	source scripts/local-env.sh && cargo run --locked -q -p evently-bench -- cold-start --build --runs $${RUNS:-30}
 
 .PHONY: build-arm64
 build-arm64: venv ## Release arm64 builds for AWS (target/lambda/<fn>/bootstrap)

@@ -762,10 +762,18 @@ impl Suite {
             // The emulator does not keep stream records across a restart, so the relay never
             // sees some outbox inserts. The outbox items are still there: the operator's
             // recovery command publishes them again.
-            let status = std::process::Command::new("cargo")
+            // The binary `cargo test --workspace` built; `cargo run` if it is not there.
+            let built = root.join("target/debug/evently-admin");
+            let mut admin = if built.exists() {
+                std::process::Command::new(built)
+            } else {
+                let mut cargo = std::process::Command::new("cargo");
+                cargo.args(["run", "-q", "--locked", "-p", "evently-admin"]);
+                cargo.args(["--features", "evently-shared/fault-injection", "--"]);
+                cargo
+            };
+            let status = admin
                 .current_dir(&root)
-                .args(["run", "-q", "--locked", "-p", "evently-admin"])
-                .args(["--features", "evently-shared/fault-injection", "--"])
                 .args(["replay-outbox", "--since", &since.to_rfc3339()])
                 .stderr(std::process::Stdio::null())
                 .status()

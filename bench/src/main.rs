@@ -1,0 +1,280 @@
+//! `evently-bench cold-start`: how long each function takes from `exec` to its first
+//! `GET /2018-06-01/runtime/invocation/next`, and how much memory it has touched by then.
+//!
+//! Each release binary is started as Lambda would start it, against a minimal Runtime API
+//! served here on 127.0.0.1, with its real initialisation: the environment of the deployed
+//! function (read from the Lambda API of the local stack, or AWS), SDK clients, and key
+//! material (auth-api reads its key ring from Secrets Manager). The first `next` is the end of
+//! init: the harness notes the time, reads the process's peak RSS (`VmHWM`) and kills it.
+//! A `lambda_runtime` hello-world is measured the same way, in the same run, as the floor.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+
+const FUNCTIONS: [&str; 9] = [
+    "events-api",
+    "outbox-relay",
+    "read-model-updater",
+    "auth-api",
+    "welcome-email",
+    "jwt-keys",
+    "analytics",
+    "notifications",
+    "search-index",
+];
+const FLOOR: &str = "evently-hello";
+
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Bench,
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Exec-to-first-`next` time and peak RSS of every function and of the floor.
+    ColdStart {
+        /// Starts per function.
+        #[arg(long, default_value_t = 30)]
+        runs: usize,
+        /// Where the release binaries are (`cargo build --release` puts them in target/release).
+        #[arg(long, default_value = "target/release")]
+        bin_dir: PathBuf,
+        /// Build them first (`cargo build --release --locked`).
+        #[arg(long)]
+        build: bool,
+        /// The deployed stack whose function environments to use.
+        #[arg(long, env = "STACK_NAME", default_value = "Evently")]
+        stack: String,
+    },
+}
+
+/// One start: milliseconds to the first `next`, and peak RSS in KiB at that moment.
+#[derive(Debug, Clone, Copy)]
+struct Start {
+    millis: f64,
+    peak_rss_kib: u64,
+}
+
+/// Serves the Runtime API's `next` by noting when it is asked for and never answering: the
+/// function is killed before it would get an event.
+fn runtime_api() -> (String, mpsc::Receiver<Instant>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+    let address = listener.local_addr().expect("its address").to_string();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().expect("a socket clone"));
+            let mut request_line = String::new();
+            if reader.read_line(&mut request_line).is_err() {
+                continue;
+            }
+            if request_line.starts_with("GET /2018-06-01/runtime/invocation/next") {
+                let _ = tx.send(Instant::now());
+                held.push(stream);
+            } else {
+                // An init error report, or anything else: acknowledge and move on.
+                let mut stream = stream;
+                let _ = stream.write_all(
+                    b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                );
+            }
+        }
+    });
+    (address, rx)
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn start_once(binary: &Path, environment: &HashMap<String, String>) -> Result<Start, String> {
+    let (address, next) = runtime_api();
+    let started = Instant::now();
+    let mut child = Command::new(binary)
+        .env_clear()
+        .envs(environment)
+        .env("AWS_LAMBDA_RUNTIME_API", &address)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("{}: {e}", binary.display()))?;
+    let outcome = match next.recv_timeout(Duration::from_secs(10)) {
+        Ok(at) => Ok(Start {
+            millis: at.duration_since(started).as_secs_f64() * 1000.0,
+            peak_rss_kib: peak_rss_kib(child.id()),
+        }),
+        Err(_) => Err(format!(
+            "{} never asked for an event (init failed or took over 10 s)",
+            binary.display()
+        )),
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    outcome
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// What Lambda sets for every function, plus the deployed function's own variables.
+async fn environment_of(
+    lambda: &aws_sdk_lambda::Client,
+    stack: &str,
+    function: &str,
+) -> Result<HashMap<String, String>, String> {
+    let mut environment: HashMap<String, String> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("AWS_") || k == "PATH" || k == "HOME")
+        .collect();
+    let name = format!("{stack}-{function}");
+    if function != FLOOR {
+        let config = lambda
+            .get_function_configuration()
+            .function_name(&name)
+            .send()
+            .await
+            .map_err(|e| format!("{name}: {}", aws_sdk_lambda::error::DisplayErrorContext(e)))?;
+        if let Some(variables) = config.environment().and_then(|e| e.variables()) {
+            environment.extend(variables.clone());
+        }
+    }
+    environment.extend([
+        ("AWS_LAMBDA_FUNCTION_NAME".into(), name),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(), "256".into()),
+        ("AWS_LAMBDA_FUNCTION_VERSION".into(), "$LATEST".into()),
+        (
+            "AWS_LAMBDA_LOG_GROUP_NAME".into(),
+            "/aws/lambda/bench".into(),
+        ),
+        ("AWS_LAMBDA_LOG_STREAM_NAME".into(), "bench".into()),
+        ("LOG_LEVEL".into(), "info".into()),
+    ]);
+    Ok(environment)
+}
+
+async fn cold_start(runs: usize, bin_dir: &Path, build: bool, stack: &str) -> Result<(), String> {
+    if build {
+        let mut cargo = Command::new("cargo");
+        cargo.args(["build", "--release", "--locked", "-p", FLOOR]);
+        for function in FUNCTIONS {
+            cargo.args(["-p", function]);
+        }
+        let status = cargo.status().map_err(|e| e.to_string())?;
+        if !status.success() {
+            return Err("cargo build --release failed".into());
+        }
+    }
+    let lambda = aws_sdk_lambda::Client::new(
+        &aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await,
+    );
+    println!(
+        "cold start: exec to the first GET /runtime/invocation/next, {runs} starts each, {}",
+        bin_dir.display()
+    );
+    println!(
+        "{:<20} {:>8} {:>8} {:>8} {:>10} {:>9} {:>9}",
+        "function", "p50 ms", "p99 ms", "max ms", "peak RSS", "x floor", "RSS x"
+    );
+    let mut floor: Option<(f64, f64)> = None;
+    for function in std::iter::once(FLOOR).chain(FUNCTIONS) {
+        let binary = bin_dir.join(function);
+        let environment = environment_of(&lambda, stack, function).await?;
+        // One start to warm the page cache, not counted.
+        start_once(&binary, &environment)?;
+        let mut starts = Vec::with_capacity(runs);
+        for _ in 0..runs {
+            starts.push(start_once(&binary, &environment)?);
+        }
+        let mut millis: Vec<f64> = starts.iter().map(|s| s.millis).collect();
+        millis.sort_by(f64::total_cmp);
+        let mut rss: Vec<f64> = starts
+            .iter()
+            .map(|s| s.peak_rss_kib as f64 / 1024.0)
+            .collect();
+        rss.sort_by(f64::total_cmp);
+        let (p50, p99, max) = (
+            percentile(&millis, 50.0),
+            percentile(&millis, 99.0),
+            millis[millis.len() - 1],
+        );
+        let rss_p50 = percentile(&rss, 50.0);
+        let (time_ratio, rss_ratio) = match floor {
+            None => {
+                floor = Some((p50, rss_p50));
+                (1.0, 1.0)
+            }
+            Some((floor_p50, floor_rss)) => (p50 / floor_p50, rss_p50 / floor_rss),
+        };
+        println!(
+            "{function:<20} {p50:>8.2} {p99:>8.2} {max:>8.2} {:>7.1} MiB {time_ratio:>8.2}x {rss_ratio:>8.2}x",
+            rss_p50
+        );
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Bench::ColdStart {
+            runs,
+            bin_dir,
+            build,
+            stack,
+        } => cold_start(runs.max(1), &bin_dir, build, &stack).await,
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_use_the_nearest_rank() {
+        let sorted: Vec<f64> = (1..=100).map(f64::from).collect();
+
+        assert_eq!(percentile(&sorted, 50.0), 50.0);
+        assert_eq!(percentile(&sorted, 99.0), 99.0);
+        assert_eq!(percentile(&[7.0], 99.0), 7.0);
+    }
+
+    #[test]
+    fn the_runtime_api_notes_the_first_next_and_holds_it() {
+        let (address, next) = runtime_api();
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+
+        stream
+            .write_all(b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nhost: x\r\n\r\n")
+            .unwrap();
+
+        assert!(next.recv_timeout(Duration::from_secs(5)).is_ok());
+    }
+}
