@@ -144,17 +144,7 @@ impl Suite {
 
     /// The projection's version in the read model, if there is one.
     async fn projected_version(&self, event_id: &str) -> Option<u64> {
-        let item = self
-            .dynamo
-            .get_item()
-            .table_name(self.stack.output("ReadModelTableName"))
-            .key("pk", AttributeValue::S(format!("EVENT#{event_id}")))
-            .key("sk", AttributeValue::S("EVENT".into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .unwrap()
-            .item?;
+        let item = self.projection(event_id).await?;
         item.get("version")?.as_n().ok()?.parse().ok()
     }
 

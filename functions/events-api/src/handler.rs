@@ -1511,6 +1511,15 @@ mod tests {
         assert_eq!(fields, ["from", "tag"]);
     }
 
+    async fn post_keyed<R: EventReader>(
+        h: &Harness<R>,
+        token: &str,
+        body: &Value,
+        key: &str,
+    ) -> Response<Body> {
+        h.app.handle(with_key(post(Some(token), body), key)).await
+    }
+
     fn with_key(mut request: Request, key: &str) -> Request {
         request
             .headers_mut()
@@ -1524,14 +1533,8 @@ mod tests {
         let token = h.token("organizer-1");
         let body = valid_body();
 
-        let first = h
-            .app
-            .handle(with_key(post(Some(&token), &body), "k-1"))
-            .await;
-        let retry = h
-            .app
-            .handle(with_key(post(Some(&token), &body), "k-1"))
-            .await;
+        let first = post_keyed(&h, &token, &body, "k-1").await;
+        let retry = post_keyed(&h, &token, &body, "k-1").await;
 
         assert_eq!(first.status(), StatusCode::CREATED);
         assert_eq!(retry.status(), StatusCode::CREATED);
@@ -1551,14 +1554,8 @@ mod tests {
         let mut other = valid_body();
         other["title"] = json!("Another night");
 
-        let first = h
-            .app
-            .handle(with_key(post(Some(&token), &valid_body()), "k-2"))
-            .await;
-        let reused = h
-            .app
-            .handle(with_key(post(Some(&token), &other), "k-2"))
-            .await;
+        let first = post_keyed(&h, &token, &valid_body(), "k-2").await;
+        let reused = post_keyed(&h, &token, &other, "k-2").await;
 
         assert_eq!(first.status(), StatusCode::CREATED);
         assert_eq!(reused.status(), StatusCode::UNPROCESSABLE_ENTITY);
@@ -1607,14 +1604,8 @@ mod tests {
         let h = harness();
         let body = valid_body();
 
-        let mine = h
-            .app
-            .handle(with_key(post(Some(&h.token("organizer-1")), &body), "same"))
-            .await;
-        let theirs = h
-            .app
-            .handle(with_key(post(Some(&h.token("organizer-2")), &body), "same"))
-            .await;
+        let mine = post_keyed(&h, &h.token("organizer-1"), &body, "same").await;
+        let theirs = post_keyed(&h, &h.token("organizer-2"), &body, "same").await;
 
         assert_eq!(mine.status(), StatusCode::CREATED);
         assert_eq!(theirs.status(), StatusCode::CREATED);
@@ -1628,14 +1619,8 @@ mod tests {
         let token = h.token("organizer-1");
         let bad = json!({"title": ""});
 
-        let first = h
-            .app
-            .handle(with_key(post(Some(&token), &bad), "k-4"))
-            .await;
-        let retry = h
-            .app
-            .handle(with_key(post(Some(&token), &bad), "k-4"))
-            .await;
+        let first = post_keyed(&h, &token, &bad, "k-4").await;
+        let retry = post_keyed(&h, &token, &bad, "k-4").await;
 
         assert_eq!(first.status(), StatusCode::BAD_REQUEST);
         assert_eq!(retry.status(), StatusCode::BAD_REQUEST);
@@ -1648,17 +1633,8 @@ mod tests {
         let h = harness();
         let token = h.token("organizer-1");
 
-        let empty = h
-            .app
-            .handle(with_key(post(Some(&token), &valid_body()), " "))
-            .await;
-        let long = h
-            .app
-            .handle(with_key(
-                post(Some(&token), &valid_body()),
-                &"k".repeat(256),
-            ))
-            .await;
+        let empty = post_keyed(&h, &token, &valid_body(), " ").await;
+        let long = post_keyed(&h, &token, &valid_body(), &"k".repeat(256)).await;
 
         for response in [empty, long] {
             assert_eq!(response.status(), StatusCode::BAD_REQUEST);
