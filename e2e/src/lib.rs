@@ -192,6 +192,18 @@ pub fn now_ms() -> i64 {
 }
 
 /// A unique correlation id for one test run, so assertions never see another run's lines.
+/// A valid POST /events body: `title` at `venue`, starting `days` from now, for an hour.
+/// Callers add what their test is about (`capacity`, `visibility`, ...).
+pub fn upcoming_event(title: &str, venue: &str, days: i64) -> Value {
+    let start = chrono::Utc::now() + chrono::Duration::days(days);
+    serde_json::json!({
+        "title": title,
+        "starts_at": start.to_rfc3339(),
+        "ends_at": (start + chrono::Duration::hours(1)).to_rfc3339(),
+        "venue": venue,
+    })
+}
+
 pub fn correlation_id(test: &str) -> String {
     format!("e2e-{test}-{}", ulid::Ulid::generate())
 }

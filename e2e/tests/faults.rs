@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
-use evently_e2e::{Stack, eventually, mail_to, now_ms, outbox_envelope, redeliver, sdk_config};
+use evently_e2e::{
+    Stack, eventually, mail_to, now_ms, outbox_envelope, redeliver, sdk_config, upcoming_event,
+};
 use serde_json::{Value, json};
 
 const PROPAGATION: Duration = Duration::from_secs(90);
@@ -52,14 +54,9 @@ struct Suite {
 }
 
 fn event_body(title: &str) -> Value {
-    let start = chrono::Utc::now() + chrono::Duration::days(45);
-    json!({
-        "title": title,
-        "starts_at": start.to_rfc3339(),
-        "ends_at": (start + chrono::Duration::hours(2)).to_rfc3339(),
-        "venue": "Fault line",
-        "capacity": 50
-    })
+    let mut body = upcoming_event(title, "Fault line", 45);
+    body["capacity"] = json!(50);
+    body
 }
 
 /// An EventCreated (version 1) or EventUpdated (later versions) envelope for `event_id`,

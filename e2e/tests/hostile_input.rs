@@ -1,19 +1,14 @@
 //! Hostile requests through the deployed gateway: every one is refused with a 4xx
 //! problem+json that names what was wrong, never a 5xx, and nothing is written.
 
-use evently_e2e::Stack;
+use evently_e2e::{Stack, upcoming_event};
 use reqwest::{Method, Response};
 use serde_json::{Value, json};
 
 fn event_body(visibility: &str) -> Value {
-    let start = chrono::Utc::now() + chrono::Duration::days(20);
-    json!({
-        "title": "Hostile input target",
-        "starts_at": start.to_rfc3339(),
-        "ends_at": (start + chrono::Duration::hours(1)).to_rfc3339(),
-        "venue": "Somewhere",
-        "visibility": visibility
-    })
+    let mut body = upcoming_event("Hostile input target", "Somewhere", 20);
+    body["visibility"] = json!(visibility);
+    body
 }
 
 async fn create(stack: &Stack, owner: &str, visibility: &str) -> (String, String) {

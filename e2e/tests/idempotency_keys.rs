@@ -3,18 +3,13 @@
 
 use std::collections::BTreeSet;
 
-use evently_e2e::{Stack, now_ms};
+use evently_e2e::{Stack, now_ms, upcoming_event};
 use serde_json::{Value, json};
 
 fn event_body(title: &str) -> Value {
-    let start = chrono::Utc::now() + chrono::Duration::days(25);
-    json!({
-        "title": title,
-        "starts_at": start.to_rfc3339(),
-        "ends_at": (start + chrono::Duration::hours(1)).to_rfc3339(),
-        "venue": "Retry hall",
-        "capacity": 10
-    })
+    let mut body = upcoming_event(title, "Retry hall", 25);
+    body["capacity"] = json!(10);
+    body
 }
 
 async fn post(

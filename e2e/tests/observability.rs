@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use evently_e2e::{Stack, correlation_id, eventually, now_ms, sdk_config};
+use evently_e2e::{Stack, correlation_id, eventually, now_ms, sdk_config, upcoming_event};
 use serde_json::{Value, json};
 
 /// The EMF records (log lines with an `_aws` member) among `lines`.
@@ -21,18 +21,12 @@ async fn a_created_event_is_counted_and_timed_in_emf_on_both_hops() {
     let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk_config().await);
     let since = now_ms();
     let correlation = correlation_id("emf");
-    let start = chrono::Utc::now() + chrono::Duration::days(12);
     let response = stack
         .http
         .post(stack.url("/events"))
         .bearer_auth(stack.token("emf-organizer"))
         .header("x-correlation-id", &correlation)
-        .json(&json!({
-            "title": "Counted",
-            "starts_at": start.to_rfc3339(),
-            "ends_at": (start + chrono::Duration::hours(1)).to_rfc3339(),
-            "venue": "Metrics hall"
-        }))
+        .json(&upcoming_event("Counted", "Metrics hall", 12))
         .send()
         .await
         .unwrap();

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use evently_e2e::{Stack, now_ms, repo_root, sdk_config};
+use evently_e2e::{Stack, now_ms, repo_root, sdk_config, upcoming_event};
 use evently_shared::aws::{DynamoIdempotency, DynamoUserStore};
 use evently_shared::domain::{Timestamp, UserId};
 use evently_shared::ports::{Claim, Follows, Idempotency};
@@ -78,14 +78,9 @@ impl Api<'_> {
 }
 
 fn event_body(title: &str, capacity: u32) -> Value {
-    let start = chrono::Utc::now() + chrono::Duration::days(33);
-    json!({
-        "title": title,
-        "starts_at": start.to_rfc3339(),
-        "ends_at": (start + chrono::Duration::hours(2)).to_rfc3339(),
-        "venue": "Spec hall",
-        "capacity": capacity
-    })
+    let mut body = upcoming_event(title, "Spec hall", 33);
+    body["capacity"] = json!(capacity);
+    body
 }
 
 fn big_body() -> String {
