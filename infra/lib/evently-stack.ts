@@ -315,13 +315,14 @@ export class EventlyStack extends Stack {
     const readModelUpdater = this.consumer(
       'read-model-updater',
       [EVENT_CREATED, EVENT_UPDATED, EVENT_CANCELLED],
-      { READ_MODEL_TABLE: readModelTable.tableName },
+      { READ_MODEL_TABLE: readModelTable.tableName, IDEMPOTENCY_TABLE: idempotencyTable.tableName },
       topic,
       alarmTopic,
     );
     readModelUpdater.fn.addToRolePolicy(
       new PolicyStatement({ actions: ['dynamodb:PutItem'], resources: [readModelTable.tableArn] }),
     );
+    readModelUpdater.fn.addToRolePolicy(idempotencyAccess('read-model-updater'));
 
     const authApi = this.rustFunction({
       name: 'auth-api',
@@ -360,10 +361,11 @@ export class EventlyStack extends Stack {
     const searchIndex = this.consumer(
       'search-index',
       [EVENT_CREATED, EVENT_UPDATED, EVENT_CANCELLED],
-      { READ_MODEL_TABLE: readModelTable.tableName },
+      { READ_MODEL_TABLE: readModelTable.tableName, IDEMPOTENCY_TABLE: idempotencyTable.tableName },
       topic,
       alarmTopic,
     );
+    searchIndex.fn.addToRolePolicy(idempotencyAccess('search-index'));
     searchIndex.fn.addToRolePolicy(
       new PolicyStatement({
         actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:BatchWriteItem'],
@@ -374,10 +376,11 @@ export class EventlyStack extends Stack {
     const analytics = this.consumer(
       'analytics',
       [EVENT_CREATED, USER_CREATED, RSVP_CREATED, RSVP_CANCELLED],
-      { ANALYTICS_TABLE: analyticsTable.tableName },
+      { ANALYTICS_TABLE: analyticsTable.tableName, IDEMPOTENCY_TABLE: idempotencyTable.tableName },
       topic,
       alarmTopic,
     );
+    analytics.fn.addToRolePolicy(idempotencyAccess('analytics'));
     analytics.fn.addToRolePolicy(
       new PolicyStatement({ actions: ['dynamodb:PutItem', 'dynamodb:UpdateItem'], resources: [analyticsTable.tableArn] }),
     );

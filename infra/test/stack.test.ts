@@ -290,8 +290,11 @@ describe('the synthesized stack', () => {
       }
     }
     assert.deepEqual(scopes, {
+      analytics: ['analytics#*'],
       authapi: ['POST /signup#*'],
       eventsapi: ['POST /events#*', 'POST /events/{id}/rsvp#*'],
+      readmodelupdater: ['read-model-updater#*'],
+      searchindex: ['search-index#*'],
       notifications: ['notifications#*'],
       welcomeemail: ['welcome-email#*'],
     });

@@ -1,39 +1,51 @@
-//! Counts each envelope once, through the shared SQS batch kit.
+//! Counts each envelope once, through the shared SQS batch kit and the idempotency kit; the
+//! counter's own seen-marker, written in the same transaction, stays the last word.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use evently_shared::app::analytics::{CountError, count_envelope};
-use evently_shared::consumer::{self, Message, MessageError};
+use evently_shared::consumer::{self, Message, MessageError, Once};
 use evently_shared::envelope::Envelope;
-use evently_shared::ports::{Analytics, StoreError};
+use evently_shared::ports::{Analytics, Idempotency, StoreError};
 use lambda_runtime::Error;
+
+/// The idempotency scope of this consumer.
+pub const SCOPE: &str = "analytics";
 
 pub async fn handle_batch(
     analytics: &impl Analytics,
+    once: &Once<'_, impl Idempotency>,
     event: SqsEvent,
 ) -> Result<SqsBatchResponse, Error> {
-    consumer::process_batch(event, |message| count(analytics, message)).await
+    consumer::process_batch(event, |message| count(analytics, once, message)).await
 }
 
-async fn count(analytics: &impl Analytics, message: Message) -> Result<(), MessageError> {
+async fn count(
+    analytics: &impl Analytics,
+    once: &Once<'_, impl Idempotency>,
+    message: Message,
+) -> Result<(), MessageError> {
     let envelope =
         Envelope::from_json(&message.body).map_err(|e| MessageError::Permanent(e.to_string()))?;
     if message.correlation_id.is_none() {
         tracing::Span::current().record("correlation_id", envelope.correlationid.as_str());
     }
-    match count_envelope(analytics, &envelope).await {
-        Ok(Some(true)) => {
-            tracing::info!(event_type = %envelope.event_type, "counted");
-            Ok(())
+    once.run(&envelope.id, || async {
+        match count_envelope(analytics, &envelope).await {
+            Ok(Some(true)) => {
+                tracing::info!(event_type = %envelope.event_type, "counted");
+                Ok(())
+            }
+            Ok(Some(false)) => {
+                tracing::info!(event_type = %envelope.event_type, "already counted; envelope skipped");
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(CountError::Envelope(error)) => Err(MessageError::Permanent(error.to_string())),
+            Err(CountError::Store(StoreError::Corrupt(reason))) => Err(MessageError::Permanent(reason)),
+            Err(CountError::Store(error)) => Err(MessageError::Retryable(error.to_string())),
         }
-        Ok(Some(false)) => {
-            tracing::info!(event_type = %envelope.event_type, "already counted; envelope skipped");
-            Ok(())
-        }
-        Ok(None) => Ok(()),
-        Err(CountError::Envelope(error)) => Err(MessageError::Permanent(error.to_string())),
-        Err(CountError::Store(StoreError::Corrupt(reason))) => Err(MessageError::Permanent(reason)),
-        Err(CountError::Store(error)) => Err(MessageError::Retryable(error.to_string())),
-    }
+    })
+    .await
 }
 
 #[cfg(test)]
@@ -44,6 +56,16 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    /// A kit with a store of its own, so each call sees every envelope as new and the tests
+    /// exercise the consumer's own guards.
+    fn fresh_once() -> Once<'static, evently_shared::fakes::InMemoryIdempotency> {
+        Once {
+            store: Box::leak(Box::default()),
+            scope: SCOPE,
+            lease: evently_shared::domain::Timestamp::now().plus_seconds(30),
+        }
+    }
 
     fn batch(envelopes: &[&Envelope]) -> SqsEvent {
         let records: Vec<_> = envelopes
@@ -79,7 +101,7 @@ mod tests {
         );
 
         for _ in 0..3 {
-            let response = handle_batch(&analytics, batch(&[&a, &b, &c]))
+            let response = handle_batch(&analytics, &fresh_once(), batch(&[&a, &b, &c]))
                 .await
                 .unwrap();
             assert!(response.batch_item_failures.is_empty());
@@ -104,9 +126,15 @@ mod tests {
         ))
         .unwrap();
 
-        handle_batch(&analytics, fixture.clone()).await.unwrap();
-        handle_batch(&analytics, fixture).await.unwrap();
-        handle_batch(&analytics, created).await.unwrap();
+        handle_batch(&analytics, &fresh_once(), fixture.clone())
+            .await
+            .unwrap();
+        handle_batch(&analytics, &fresh_once(), fixture)
+            .await
+            .unwrap();
+        handle_batch(&analytics, &fresh_once(), created)
+            .await
+            .unwrap();
 
         let days = analytics.daily("2026-11-28", "2026-11-28").await.unwrap();
         assert_eq!(days.len(), 1);
@@ -121,7 +149,9 @@ mod tests {
         )
         .unwrap();
 
-        let response = handle_batch(&analytics, event).await.unwrap();
+        let response = handle_batch(&analytics, &fresh_once(), event)
+            .await
+            .unwrap();
 
         assert_eq!(response.batch_item_failures.len(), 1);
     }

@@ -5,8 +5,10 @@ mod handler;
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use evently_shared::aws::{DynamoAnalytics, sdk_config};
+use evently_shared::aws::{DynamoAnalytics, DynamoIdempotency, sdk_config};
 use evently_shared::config::required;
+use evently_shared::consumer::Once;
+use evently_shared::idempotency::lease_until;
 use evently_shared::telemetry;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
@@ -14,13 +16,21 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let table = required("ANALYTICS_TABLE")?;
-    let analytics = Arc::new(DynamoAnalytics::new(
-        aws_sdk_dynamodb::Client::new(&sdk_config().await),
-        table,
-    ));
+    let idempotency_table = required("IDEMPOTENCY_TABLE")?;
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk_config().await);
+    let analytics = Arc::new(DynamoAnalytics::new(dynamo.clone(), table));
+    let records = Arc::new(DynamoIdempotency::new(dynamo, idempotency_table));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let analytics = Arc::clone(&analytics);
-        async move { handler::handle_batch(analytics.as_ref(), event.payload).await }
+        let records = Arc::clone(&records);
+        async move {
+            let once = Once {
+                store: records.as_ref(),
+                scope: handler::SCOPE,
+                lease: lease_until(Some(event.context.deadline)),
+            };
+            handler::handle_batch(analytics.as_ref(), &once, event.payload).await
+        }
     }))
     .await
 }

@@ -1,53 +1,65 @@
-//! Applies each envelope to the read model, through the shared SQS batch kit.
+//! Applies each envelope to the read model, through the shared SQS batch kit, once per
+//! envelope (the idempotency kit); the projection's version guard makes a repeat harmless too.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use evently_shared::app::read_model::{ProjectionError, apply_envelope};
-use evently_shared::consumer::{self, Message, MessageError};
+use evently_shared::consumer::{self, Message, MessageError, Once};
 use evently_shared::envelope::Envelope;
-use evently_shared::ports::{Applied, ReadModel, StoreError};
+use evently_shared::ports::{Applied, Idempotency, ReadModel, StoreError};
 use lambda_runtime::Error;
+
+/// The idempotency scope of this consumer.
+pub const SCOPE: &str = "read-model-updater";
 
 pub async fn handle_batch(
     read_model: &impl ReadModel,
+    once: &Once<'_, impl Idempotency>,
     event: SqsEvent,
 ) -> Result<SqsBatchResponse, Error> {
-    consumer::process_batch(event, |message| project(read_model, message)).await
+    consumer::process_batch(event, |message| project(read_model, once, message)).await
 }
 
-async fn project(read_model: &impl ReadModel, message: Message) -> Result<(), MessageError> {
+async fn project(
+    read_model: &impl ReadModel,
+    once: &Once<'_, impl Idempotency>,
+    message: Message,
+) -> Result<(), MessageError> {
     let envelope =
         Envelope::from_json(&message.body).map_err(|e| MessageError::Permanent(e.to_string()))?;
     if message.correlation_id.is_none() {
         tracing::Span::current().record("correlation_id", envelope.correlationid.as_str());
     }
-    match apply_envelope(read_model, &envelope).await {
-        Ok(Some(Applied::Changed)) => {
-            tracing::info!(
-                event_type = %envelope.event_type,
-                subject = %envelope.subject,
-                entity_version = envelope.entityversion,
-                "projection updated"
-            );
-            Ok(())
+    once.run(&envelope.id, || async {
+        match apply_envelope(read_model, &envelope).await {
+            Ok(Some(Applied::Changed)) => {
+                tracing::info!(
+                    event_type = %envelope.event_type,
+                    subject = %envelope.subject,
+                    entity_version = envelope.entityversion,
+                    "projection updated"
+                );
+                Ok(())
+            }
+            Ok(Some(Applied::Stale)) => {
+                tracing::info!(
+                    subject = %envelope.subject,
+                    entity_version = envelope.entityversion,
+                    "projection already as new; envelope skipped"
+                );
+                Ok(())
+            }
+            Ok(None) => {
+                tracing::info!(event_type = %envelope.event_type, "not projected; envelope skipped");
+                Ok(())
+            }
+            Err(ProjectionError::Envelope(error)) => Err(MessageError::Permanent(error.to_string())),
+            Err(ProjectionError::Store(StoreError::Corrupt(reason))) => {
+                Err(MessageError::Permanent(reason))
+            }
+            Err(ProjectionError::Store(error)) => Err(MessageError::Retryable(error.to_string())),
         }
-        Ok(Some(Applied::Stale)) => {
-            tracing::info!(
-                subject = %envelope.subject,
-                entity_version = envelope.entityversion,
-                "projection already as new; envelope skipped"
-            );
-            Ok(())
-        }
-        Ok(None) => {
-            tracing::info!(event_type = %envelope.event_type, "not projected; envelope skipped");
-            Ok(())
-        }
-        Err(ProjectionError::Envelope(error)) => Err(MessageError::Permanent(error.to_string())),
-        Err(ProjectionError::Store(StoreError::Corrupt(reason))) => {
-            Err(MessageError::Permanent(reason))
-        }
-        Err(ProjectionError::Store(error)) => Err(MessageError::Retryable(error.to_string())),
-    }
+    })
+    .await
 }
 
 #[cfg(test)]
@@ -58,6 +70,16 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
+
+    /// A kit with a store of its own, so each call sees every envelope as new and the tests
+    /// exercise the consumer's own guards.
+    fn fresh_once() -> Once<'static, evently_shared::fakes::InMemoryIdempotency> {
+        Once {
+            store: Box::leak(Box::default()),
+            scope: SCOPE,
+            lease: evently_shared::domain::Timestamp::now().plus_seconds(30),
+        }
+    }
 
     const CREATED: &str = include_str!("../../../events-fixtures/sqs-event-created.json");
     const MALFORMED: &str = include_str!("../../../events-fixtures/sqs-malformed.json");
@@ -98,7 +120,9 @@ mod tests {
     async fn an_event_created_envelope_becomes_a_projection() {
         let read_model = InMemoryEvents::default();
 
-        let response = handle_batch(&read_model, event(CREATED)).await.unwrap();
+        let response = handle_batch(&read_model, &fresh_once(), event(CREATED))
+            .await
+            .unwrap();
 
         assert!(response.batch_item_failures.is_empty());
         assert_eq!(
@@ -110,10 +134,14 @@ mod tests {
     #[tokio::test]
     async fn a_duplicated_delivery_leaves_the_projection_unchanged() {
         let read_model = InMemoryEvents::default();
-        handle_batch(&read_model, event(CREATED)).await.unwrap();
+        handle_batch(&read_model, &fresh_once(), event(CREATED))
+            .await
+            .unwrap();
         let before = stored(&read_model).await;
 
-        let response = handle_batch(&read_model, event(CREATED)).await.unwrap();
+        let response = handle_batch(&read_model, &fresh_once(), event(CREATED))
+            .await
+            .unwrap();
 
         assert!(response.batch_item_failures.is_empty());
         assert_eq!(stored(&read_model).await, before);
@@ -125,12 +153,20 @@ mod tests {
         let newer = json!({ "Records": [message_with_version("a", 3, "Newest")] });
         let older = json!({ "Records": [message_with_version("b", 2, "Older")] });
 
-        handle_batch(&read_model, serde_json::from_value(newer).unwrap())
-            .await
-            .unwrap();
-        handle_batch(&read_model, serde_json::from_value(older).unwrap())
-            .await
-            .unwrap();
+        handle_batch(
+            &read_model,
+            &fresh_once(),
+            serde_json::from_value(newer).unwrap(),
+        )
+        .await
+        .unwrap();
+        handle_batch(
+            &read_model,
+            &fresh_once(),
+            serde_json::from_value(older).unwrap(),
+        )
+        .await
+        .unwrap();
 
         let projection = stored(&read_model).await;
         assert_eq!(projection.version, 3);
@@ -147,9 +183,13 @@ mod tests {
             .unwrap()
             .push(good["Records"][0].clone());
 
-        let response = handle_batch(&read_model, serde_json::from_value(batch).unwrap())
-            .await
-            .unwrap();
+        let response = handle_batch(
+            &read_model,
+            &fresh_once(),
+            serde_json::from_value(batch).unwrap(),
+        )
+        .await
+        .unwrap();
 
         let failed: Vec<&str> = response
             .batch_item_failures
@@ -162,8 +202,38 @@ mod tests {
 
     #[tokio::test]
     async fn a_read_model_outage_is_a_retryable_failure() {
-        let response = handle_batch(&Unavailable, event(CREATED)).await.unwrap();
+        let response = handle_batch(&Unavailable, &fresh_once(), event(CREATED))
+            .await
+            .unwrap();
 
         assert_eq!(response.batch_item_failures.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_envelope_id_already_handled_is_skipped_by_the_idempotency_kit() {
+        let read_model = InMemoryEvents::default();
+        let once = fresh_once();
+        let first = message_with_version("m1", 1, "First");
+        // Same envelope id, other content: only the kit can tell it was handled.
+        let replay = message_with_version("m2", 2, "Replayed");
+
+        handle_batch(
+            &read_model,
+            &once,
+            serde_json::from_value(json!({ "Records": [first] })).unwrap(),
+        )
+        .await
+        .unwrap();
+        let response = handle_batch(
+            &read_model,
+            &once,
+            serde_json::from_value(json!({ "Records": [replay] })).unwrap(),
+        )
+        .await
+        .unwrap();
+
+        assert!(response.batch_item_failures.is_empty());
+        let projected = stored(&read_model).await;
+        assert_eq!((projected.version, projected.title.as_str()), (1, "First"));
     }
 }

@@ -6,7 +6,9 @@ mod handler;
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use evently_shared::aws::{DynamoReadModel, sdk_config};
+use evently_shared::aws::{DynamoIdempotency, DynamoReadModel, sdk_config};
+use evently_shared::consumer::Once;
+use evently_shared::idempotency::lease_until;
 use evently_shared::telemetry;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
@@ -15,10 +17,22 @@ async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = config::Config::from_env()?;
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk_config().await);
-    let read_model = Arc::new(DynamoReadModel::new(dynamo, config.read_model_table));
+    let read_model = Arc::new(DynamoReadModel::new(
+        dynamo.clone(),
+        config.read_model_table,
+    ));
+    let records = Arc::new(DynamoIdempotency::new(dynamo, config.idempotency_table));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let read_model = Arc::clone(&read_model);
-        async move { handler::handle_batch(read_model.as_ref(), event.payload).await }
+        let records = Arc::clone(&records);
+        async move {
+            let once = Once {
+                store: records.as_ref(),
+                scope: handler::SCOPE,
+                lease: lease_until(Some(event.context.deadline)),
+            };
+            handler::handle_batch(read_model.as_ref(), &once, event.payload).await
+        }
     }))
     .await
 }

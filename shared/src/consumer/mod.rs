@@ -68,6 +68,70 @@ impl Message {
     }
 }
 
+/// How long a consumer remembers that it handled an envelope: longer than SQS keeps any
+/// message (14 days at most), so no redelivery outlives the record.
+pub const REMEMBER_SECONDS: i64 = 15 * 24 * 60 * 60;
+
+/// The idempotency kit as a consumer uses it: each envelope's effect at most once per
+/// `scope`, with claims that lapse at `lease` (the invocation's deadline).
+pub struct Once<'a, I: ?Sized> {
+    pub store: &'a I,
+    pub scope: &'a str,
+    pub lease: crate::domain::Timestamp,
+}
+
+impl<I: crate::ports::Idempotency + ?Sized> Once<'_, I> {
+    /// Runs `work` unless `key` was done already. A failure releases the claim, so the retry
+    /// can go ahead at once; another invocation holding the claim is a retryable failure.
+    pub async fn run<F, Fut>(&self, key: &str, work: F) -> Result<(), MessageError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<(), MessageError>>,
+    {
+        use crate::ports::{Begun, Claim};
+        let claim = Claim::new(self.scope, key);
+        let now = crate::domain::Timestamp::now();
+        let retry = |e: crate::ports::StoreError| MessageError::Retryable(e.to_string());
+        match self
+            .store
+            .begin(claim, now, self.lease)
+            .await
+            .map_err(retry)?
+        {
+            Begun::AlreadyDone(_) => {
+                tracing::info!(key, "already handled; envelope skipped");
+                return Ok(());
+            }
+            Begun::InProgressElsewhere => {
+                return Err(MessageError::Retryable(
+                    "another invocation is handling this envelope".into(),
+                ));
+            }
+            Begun::Started => {}
+        }
+        match work().await {
+            Ok(()) => {
+                if let Err(error) = self
+                    .store
+                    .complete(claim, None, now.plus_seconds(REMEMBER_SECONDS))
+                    .await
+                {
+                    // The effect is in place; a redelivery after the lease repeats work that
+                    // is itself idempotent, so this is logged, not failed.
+                    tracing::warn!(%error, "handled but not recorded");
+                }
+                Ok(())
+            }
+            Err(error) => {
+                if let Err(release) = self.store.release(claim).await {
+                    tracing::warn!(error = %release, "claim not released; it lapses with its lease");
+                }
+                Err(error)
+            }
+        }
+    }
+}
+
 /// The outcome of one message, for the caller's logs and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -234,6 +298,38 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(failed_ids(&response), ["m1"]);
+    }
+
+    #[tokio::test]
+    async fn once_runs_work_once_per_key_and_again_after_a_failure() {
+        use crate::fakes::InMemoryIdempotency;
+        let store = InMemoryIdempotency::default();
+        let once = Once {
+            store: &store,
+            scope: "test",
+            lease: crate::domain::Timestamp::now().plus_seconds(30),
+        };
+        let runs = std::sync::atomic::AtomicUsize::new(0);
+        let work = |fail: bool| {
+            let runs = &runs;
+            move || async move {
+                runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if fail {
+                    Err(MessageError::Retryable("down".into()))
+                } else {
+                    Ok(())
+                }
+            }
+        };
+
+        let failed = once.run("k", work(true)).await;
+        let first = once.run("k", work(false)).await;
+        let repeat = once.run("k", work(false)).await;
+        let other = once.run("other", work(false)).await;
+
+        assert!(failed.is_err());
+        assert!(first.is_ok() && repeat.is_ok() && other.is_ok());
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 3);
     }
 
     #[tokio::test]
