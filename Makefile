@@ -66,6 +66,12 @@ unit: ## Only the tests that need no emulator
 bench-cold-start: ## Cold-start harness: release builds of every function and the floor (needs `make up`)
 	source scripts/local-env.sh && cargo run --locked -q -p evently-bench -- cold-start --build --runs $${RUNS:-30}
 
+.PHONY: load-test
+load-test: ## Load test of the local stack with oha 1.16 (installed into .local/tools); needs `make up`
+	@.local/tools/bin/oha --version 2>/dev/null | grep -q '^oha 1.16.0$$' || \
+	  cargo install oha --version 1.16.0 --locked --root .local/tools --quiet
+	source scripts/local-env.sh && scripts/load-test.py
+
 .PHONY: build-arm64
 build-arm64: venv ## Release arm64 builds for AWS (target/lambda/<fn>/bootstrap)
 	rustup target add aarch64-unknown-linux-gnu
