@@ -44,9 +44,12 @@ pub mod name {
     pub const COLD_START: &str = "ColdStart";
 }
 
-/// The function's name, as Lambda sets it (the service dimension).
-fn service() -> String {
-    std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "local".to_owned())
+/// The function's name, as Lambda sets it (the service dimension), read once per process.
+fn service() -> &'static str {
+    static SERVICE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SERVICE.get_or_init(|| {
+        std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "local".to_owned())
+    })
 }
 
 /// The EMF document for `values` at `timestamp_ms`. Pure, so it can be checked.
@@ -91,7 +94,7 @@ pub fn document(
 pub fn record(values: &[(&str, Unit, f64)], correlation_id: Option<&str>) {
     let cold_start = COLD.swap(false, Ordering::Relaxed);
     let line = document(
-        &service(),
+        service(),
         values,
         correlation_id,
         cold_start,
