@@ -3,7 +3,7 @@
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use evently_shared::app::analytics::{CountError, count_envelope};
-use evently_shared::consumer::{self, Message, MessageError, Once};
+use evently_shared::consumer::{self, MessageError, Once};
 use evently_shared::envelope::Envelope;
 use evently_shared::ports::{Analytics, Idempotency, StoreError};
 use lambda_runtime::Error;
@@ -16,36 +16,24 @@ pub async fn handle_batch(
     once: &Once<'_, impl Idempotency>,
     event: SqsEvent,
 ) -> Result<SqsBatchResponse, Error> {
-    consumer::process_batch(event, |message| count(analytics, once, message)).await
+    consumer::process_envelopes(event, once, |envelope| count(analytics, envelope)).await
 }
 
-async fn count(
-    analytics: &impl Analytics,
-    once: &Once<'_, impl Idempotency>,
-    message: Message,
-) -> Result<(), MessageError> {
-    let envelope =
-        Envelope::from_json(&message.body).map_err(|e| MessageError::Permanent(e.to_string()))?;
-    if message.correlation_id.is_none() {
-        tracing::Span::current().record("correlation_id", envelope.correlationid.as_str());
-    }
-    once.run(&envelope.id, || async {
-        match count_envelope(analytics, &envelope).await {
-            Ok(Some(true)) => {
-                tracing::info!(event_type = %envelope.event_type, "counted");
-                Ok(())
-            }
-            Ok(Some(false)) => {
-                tracing::info!(event_type = %envelope.event_type, "already counted; envelope skipped");
-                Ok(())
-            }
-            Ok(None) => Ok(()),
-            Err(CountError::Envelope(error)) => Err(MessageError::Permanent(error.to_string())),
-            Err(CountError::Store(StoreError::Corrupt(reason))) => Err(MessageError::Permanent(reason)),
-            Err(CountError::Store(error)) => Err(MessageError::Retryable(error.to_string())),
+async fn count(analytics: &impl Analytics, envelope: Envelope) -> Result<(), MessageError> {
+    match count_envelope(analytics, &envelope).await {
+        Ok(Some(true)) => {
+            tracing::info!(event_type = %envelope.event_type, "counted");
+            Ok(())
         }
-    })
-    .await
+        Ok(Some(false)) => {
+            tracing::info!(event_type = %envelope.event_type, "already counted; envelope skipped");
+            Ok(())
+        }
+        Ok(None) => Ok(()),
+        Err(CountError::Envelope(error)) => Err(MessageError::Permanent(error.to_string())),
+        Err(CountError::Store(StoreError::Corrupt(reason))) => Err(MessageError::Permanent(reason)),
+        Err(CountError::Store(error)) => Err(MessageError::Retryable(error.to_string())),
+    }
 }
 
 #[cfg(test)]
@@ -55,17 +43,9 @@ mod tests {
     use evently_shared::fakes::InMemoryAnalytics;
     use serde_json::json;
 
-    use super::*;
+    use evently_shared::fakes::fresh_once;
 
-    /// A kit with a store of its own, so each call sees every envelope as new and the tests
-    /// exercise the consumer's own guards.
-    fn fresh_once() -> Once<'static, evently_shared::fakes::InMemoryIdempotency> {
-        Once {
-            store: Box::leak(Box::default()),
-            scope: SCOPE,
-            lease: evently_shared::domain::Timestamp::now().plus_seconds(30),
-        }
-    }
+    use super::*;
 
     fn batch(envelopes: &[&Envelope]) -> SqsEvent {
         let records: Vec<_> = envelopes
@@ -101,7 +81,7 @@ mod tests {
         );
 
         for _ in 0..3 {
-            let response = handle_batch(&analytics, &fresh_once(), batch(&[&a, &b, &c]))
+            let response = handle_batch(&analytics, &fresh_once(SCOPE), batch(&[&a, &b, &c]))
                 .await
                 .unwrap();
             assert!(response.batch_item_failures.is_empty());
@@ -126,13 +106,13 @@ mod tests {
         ))
         .unwrap();
 
-        handle_batch(&analytics, &fresh_once(), fixture.clone())
+        handle_batch(&analytics, &fresh_once(SCOPE), fixture.clone())
             .await
             .unwrap();
-        handle_batch(&analytics, &fresh_once(), fixture)
+        handle_batch(&analytics, &fresh_once(SCOPE), fixture)
             .await
             .unwrap();
-        handle_batch(&analytics, &fresh_once(), created)
+        handle_batch(&analytics, &fresh_once(SCOPE), created)
             .await
             .unwrap();
 
@@ -149,7 +129,7 @@ mod tests {
         )
         .unwrap();
 
-        let response = handle_batch(&analytics, &fresh_once(), event)
+        let response = handle_batch(&analytics, &fresh_once(SCOPE), event)
             .await
             .unwrap();
 

@@ -8,7 +8,6 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use evently_shared::aws::{DynamoAnalytics, DynamoIdempotency, sdk_config};
 use evently_shared::config::required;
 use evently_shared::consumer::Once;
-use evently_shared::idempotency::lease_until;
 use evently_shared::telemetry;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
@@ -24,11 +23,8 @@ async fn main() -> Result<(), Error> {
         let analytics = Arc::clone(&analytics);
         let records = Arc::clone(&records);
         async move {
-            let once = Once {
-                store: records.as_ref(),
-                scope: handler::SCOPE,
-                lease: lease_until(Some(event.context.deadline)),
-            };
+            let once =
+                Once::for_invocation(records.as_ref(), handler::SCOPE, event.context.deadline);
             handler::handle_batch(analytics.as_ref(), &once, event.payload).await
         }
     }))

@@ -14,7 +14,7 @@ use std::collections::HashSet;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use evently_shared::consumer::{self, Message, MessageError};
 use evently_shared::domain::{Event, Timestamp, UserId};
-use evently_shared::envelope::{DomainEvent, Envelope};
+use evently_shared::envelope::DomainEvent;
 use evently_shared::idempotency::lease_until;
 use evently_shared::ports::{
     Begun, Claim, EventStore, FollowTarget, Follows, Idempotency, MailError, Mailer, Recipient,
@@ -77,11 +77,7 @@ impl<E: EventStore, F: Follows, M: Mailer, I: Idempotency> Notifier<E, F, M, I> 
         stop_at: i64,
         lease: Timestamp,
     ) -> Result<(), MessageError> {
-        let envelope = Envelope::from_json(&message.body)
-            .map_err(|e| MessageError::Permanent(e.to_string()))?;
-        if message.correlation_id.is_none() {
-            tracing::Span::current().record("correlation_id", envelope.correlationid.as_str());
-        }
+        let envelope = message.envelope()?;
         let domain = envelope
             .domain_event()
             .map_err(|e| MessageError::Permanent(e.to_string()))?;
@@ -271,6 +267,8 @@ mod tests {
     };
     use evently_shared::ports::{Preferences, UserStore};
     use serde_json::json;
+
+    use evently_shared::envelope::Envelope;
 
     use super::*;
 

@@ -3,7 +3,7 @@
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use evently_shared::app::read_model::{ProjectionError, apply_envelope};
-use evently_shared::consumer::{self, Message, MessageError, Once};
+use evently_shared::consumer::{self, MessageError, Once};
 use evently_shared::envelope::Envelope;
 use evently_shared::ports::{Applied, Idempotency, ReadModel, StoreError};
 use lambda_runtime::Error;
@@ -16,50 +16,38 @@ pub async fn handle_batch(
     once: &Once<'_, impl Idempotency>,
     event: SqsEvent,
 ) -> Result<SqsBatchResponse, Error> {
-    consumer::process_batch(event, |message| project(read_model, once, message)).await
+    consumer::process_envelopes(event, once, |envelope| project(read_model, envelope)).await
 }
 
-async fn project(
-    read_model: &impl ReadModel,
-    once: &Once<'_, impl Idempotency>,
-    message: Message,
-) -> Result<(), MessageError> {
-    let envelope =
-        Envelope::from_json(&message.body).map_err(|e| MessageError::Permanent(e.to_string()))?;
-    if message.correlation_id.is_none() {
-        tracing::Span::current().record("correlation_id", envelope.correlationid.as_str());
-    }
-    once.run(&envelope.id, || async {
-        match apply_envelope(read_model, &envelope).await {
-            Ok(Some(Applied::Changed)) => {
-                tracing::info!(
-                    event_type = %envelope.event_type,
-                    subject = %envelope.subject,
-                    entity_version = envelope.entityversion,
-                    "projection updated"
-                );
-                Ok(())
-            }
-            Ok(Some(Applied::Stale)) => {
-                tracing::info!(
-                    subject = %envelope.subject,
-                    entity_version = envelope.entityversion,
-                    "projection already as new; envelope skipped"
-                );
-                Ok(())
-            }
-            Ok(None) => {
-                tracing::info!(event_type = %envelope.event_type, "not projected; envelope skipped");
-                Ok(())
-            }
-            Err(ProjectionError::Envelope(error)) => Err(MessageError::Permanent(error.to_string())),
-            Err(ProjectionError::Store(StoreError::Corrupt(reason))) => {
-                Err(MessageError::Permanent(reason))
-            }
-            Err(ProjectionError::Store(error)) => Err(MessageError::Retryable(error.to_string())),
+async fn project(read_model: &impl ReadModel, envelope: Envelope) -> Result<(), MessageError> {
+    match apply_envelope(read_model, &envelope).await {
+        Ok(Some(Applied::Changed)) => {
+            tracing::info!(
+                event_type = %envelope.event_type,
+                subject = %envelope.subject,
+                entity_version = envelope.entityversion,
+                "projection updated"
+            );
+            Ok(())
         }
-    })
-    .await
+        Ok(Some(Applied::Stale)) => {
+            tracing::info!(
+                subject = %envelope.subject,
+                entity_version = envelope.entityversion,
+                "projection already as new; envelope skipped"
+            );
+            Ok(())
+        }
+        Ok(None) => {
+            tracing::info!(event_type = %envelope.event_type, "not projected; envelope skipped");
+            Ok(())
+        }
+        Err(ProjectionError::Envelope(error)) => Err(MessageError::Permanent(error.to_string())),
+        Err(ProjectionError::Store(StoreError::Corrupt(reason))) => {
+            Err(MessageError::Permanent(reason))
+        }
+        Err(ProjectionError::Store(error)) => Err(MessageError::Retryable(error.to_string())),
+    }
 }
 
 #[cfg(test)]
@@ -69,17 +57,9 @@ mod tests {
     use evently_shared::ports::{Consistency, EventReader};
     use serde_json::{Value, json};
 
-    use super::*;
+    use evently_shared::fakes::fresh_once;
 
-    /// A kit with a store of its own, so each call sees every envelope as new and the tests
-    /// exercise the consumer's own guards.
-    fn fresh_once() -> Once<'static, evently_shared::fakes::InMemoryIdempotency> {
-        Once {
-            store: Box::leak(Box::default()),
-            scope: SCOPE,
-            lease: evently_shared::domain::Timestamp::now().plus_seconds(30),
-        }
-    }
+    use super::*;
 
     const CREATED: &str = include_str!("../../../events-fixtures/sqs-event-created.json");
     const MALFORMED: &str = include_str!("../../../events-fixtures/sqs-malformed.json");
@@ -120,7 +100,7 @@ mod tests {
     async fn an_event_created_envelope_becomes_a_projection() {
         let read_model = InMemoryEvents::default();
 
-        let response = handle_batch(&read_model, &fresh_once(), event(CREATED))
+        let response = handle_batch(&read_model, &fresh_once(SCOPE), event(CREATED))
             .await
             .unwrap();
 
@@ -134,12 +114,12 @@ mod tests {
     #[tokio::test]
     async fn a_duplicated_delivery_leaves_the_projection_unchanged() {
         let read_model = InMemoryEvents::default();
-        handle_batch(&read_model, &fresh_once(), event(CREATED))
+        handle_batch(&read_model, &fresh_once(SCOPE), event(CREATED))
             .await
             .unwrap();
         let before = stored(&read_model).await;
 
-        let response = handle_batch(&read_model, &fresh_once(), event(CREATED))
+        let response = handle_batch(&read_model, &fresh_once(SCOPE), event(CREATED))
             .await
             .unwrap();
 
@@ -155,14 +135,14 @@ mod tests {
 
         handle_batch(
             &read_model,
-            &fresh_once(),
+            &fresh_once(SCOPE),
             serde_json::from_value(newer).unwrap(),
         )
         .await
         .unwrap();
         handle_batch(
             &read_model,
-            &fresh_once(),
+            &fresh_once(SCOPE),
             serde_json::from_value(older).unwrap(),
         )
         .await
@@ -185,7 +165,7 @@ mod tests {
 
         let response = handle_batch(
             &read_model,
-            &fresh_once(),
+            &fresh_once(SCOPE),
             serde_json::from_value(batch).unwrap(),
         )
         .await
@@ -202,7 +182,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_read_model_outage_is_a_retryable_failure() {
-        let response = handle_batch(&Unavailable, &fresh_once(), event(CREATED))
+        let response = handle_batch(&Unavailable, &fresh_once(SCOPE), event(CREATED))
             .await
             .unwrap();
 
@@ -212,7 +192,7 @@ mod tests {
     #[tokio::test]
     async fn an_envelope_id_already_handled_is_skipped_by_the_idempotency_kit() {
         let read_model = InMemoryEvents::default();
-        let once = fresh_once();
+        let once = fresh_once(SCOPE);
         let first = message_with_version("m1", 1, "First");
         // Same envelope id, other content: only the kit can tell it was handled.
         let replay = message_with_version("m2", 2, "Replayed");

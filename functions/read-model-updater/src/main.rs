@@ -8,7 +8,6 @@ use std::sync::Arc;
 use aws_lambda_events::event::sqs::SqsEvent;
 use evently_shared::aws::{DynamoIdempotency, DynamoReadModel, sdk_config};
 use evently_shared::consumer::Once;
-use evently_shared::idempotency::lease_until;
 use evently_shared::telemetry;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
@@ -26,11 +25,8 @@ async fn main() -> Result<(), Error> {
         let read_model = Arc::clone(&read_model);
         let records = Arc::clone(&records);
         async move {
-            let once = Once {
-                store: records.as_ref(),
-                scope: handler::SCOPE,
-                lease: lease_until(Some(event.context.deadline)),
-            };
+            let once =
+                Once::for_invocation(records.as_ref(), handler::SCOPE, event.context.deadline);
             handler::handle_batch(read_model.as_ref(), &once, event.payload).await
         }
     }))

@@ -2,7 +2,7 @@
 //! index's version guard makes redelivery and reordering harmless.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use evently_shared::consumer::{self, Message, MessageError, Once};
+use evently_shared::consumer::{self, MessageError, Once};
 use evently_shared::envelope::{DomainEvent, Envelope};
 use evently_shared::ports::{Applied, Idempotency, SearchIndex, StoreError};
 use lambda_runtime::Error;
@@ -15,45 +15,33 @@ pub async fn handle_batch(
     once: &Once<'_, impl Idempotency>,
     event: SqsEvent,
 ) -> Result<SqsBatchResponse, Error> {
-    consumer::process_batch(event, |message| file(index, once, message)).await
+    consumer::process_envelopes(event, once, |envelope| file(index, envelope)).await
 }
 
-async fn file(
-    index: &impl SearchIndex,
-    once: &Once<'_, impl Idempotency>,
-    message: Message,
-) -> Result<(), MessageError> {
-    let envelope =
-        Envelope::from_json(&message.body).map_err(|e| MessageError::Permanent(e.to_string()))?;
-    if message.correlation_id.is_none() {
-        tracing::Span::current().record("correlation_id", envelope.correlationid.as_str());
-    }
-    once.run(&envelope.id, || async {
-        let event = match envelope
-            .domain_event()
-            .map_err(|e| MessageError::Permanent(e.to_string()))?
-        {
-            DomainEvent::EventCreated(event) | DomainEvent::EventCancelled(event) => event,
-            DomainEvent::EventUpdated(change) => change.event,
-            _ => {
-                tracing::info!(event_type = %envelope.event_type, "not indexed; envelope skipped");
-                return Ok(());
-            }
-        };
-        match index.index(&event).await {
-            Ok(Applied::Changed) => {
-                tracing::info!(event_id = %event.id, version = event.version, "search entries updated");
-                Ok(())
-            }
-            Ok(Applied::Stale) => {
-                tracing::info!(event_id = %event.id, version = event.version, "index already as new; envelope skipped");
-                Ok(())
-            }
-            Err(StoreError::Corrupt(reason)) => Err(MessageError::Retryable(reason)),
-            Err(error) => Err(MessageError::Retryable(error.to_string())),
+async fn file(index: &impl SearchIndex, envelope: Envelope) -> Result<(), MessageError> {
+    let event = match envelope
+        .domain_event()
+        .map_err(|e| MessageError::Permanent(e.to_string()))?
+    {
+        DomainEvent::EventCreated(event) | DomainEvent::EventCancelled(event) => event,
+        DomainEvent::EventUpdated(change) => change.event,
+        _ => {
+            tracing::info!(event_type = %envelope.event_type, "not indexed; envelope skipped");
+            return Ok(());
         }
-    })
-    .await
+    };
+    match index.index(&event).await {
+        Ok(Applied::Changed) => {
+            tracing::info!(event_id = %event.id, version = event.version, "search entries updated");
+            Ok(())
+        }
+        Ok(Applied::Stale) => {
+            tracing::info!(event_id = %event.id, version = event.version, "index already as new; envelope skipped");
+            Ok(())
+        }
+        Err(StoreError::Corrupt(reason)) => Err(MessageError::Retryable(reason)),
+        Err(error) => Err(MessageError::Retryable(error.to_string())),
+    }
 }
 
 #[cfg(test)]
@@ -62,17 +50,9 @@ mod tests {
     use evently_shared::fakes::InMemorySearch;
     use serde_json::{Value, json};
 
-    use super::*;
+    use evently_shared::fakes::fresh_once;
 
-    /// A kit with a store of its own, so each call sees every envelope as new and the tests
-    /// exercise the consumer's own guards.
-    fn fresh_once() -> Once<'static, evently_shared::fakes::InMemoryIdempotency> {
-        Once {
-            store: Box::leak(Box::default()),
-            scope: SCOPE,
-            lease: evently_shared::domain::Timestamp::now().plus_seconds(30),
-        }
-    }
+    use super::*;
 
     const CREATED: &str = include_str!("../../../events-fixtures/sqs-event-created.json");
 
@@ -113,7 +93,7 @@ mod tests {
 
         handle_batch(
             &index,
-            &fresh_once(),
+            &fresh_once(SCOPE),
             serde_json::from_str(CREATED).unwrap(),
         )
         .await
@@ -127,15 +107,27 @@ mod tests {
     async fn a_cancellation_removes_the_event_and_an_older_version_cannot_bring_it_back() {
         let index = InMemorySearch::default();
 
-        handle_batch(&index, &fresh_once(), with(1, "scheduled", "Town hall"))
-            .await
-            .unwrap();
-        handle_batch(&index, &fresh_once(), with(2, "cancelled", "Town hall"))
-            .await
-            .unwrap();
-        handle_batch(&index, &fresh_once(), with(1, "scheduled", "Town hall"))
-            .await
-            .unwrap();
+        handle_batch(
+            &index,
+            &fresh_once(SCOPE),
+            with(1, "scheduled", "Town hall"),
+        )
+        .await
+        .unwrap();
+        handle_batch(
+            &index,
+            &fresh_once(SCOPE),
+            with(2, "cancelled", "Town hall"),
+        )
+        .await
+        .unwrap();
+        handle_batch(
+            &index,
+            &fresh_once(SCOPE),
+            with(1, "scheduled", "Town hall"),
+        )
+        .await
+        .unwrap();
 
         assert_eq!(found(&index, "rust").await, 0);
     }
@@ -144,10 +136,14 @@ mod tests {
     async fn an_update_replaces_stale_terms() {
         let index = InMemorySearch::default();
 
-        handle_batch(&index, &fresh_once(), with(1, "scheduled", "Town hall"))
-            .await
-            .unwrap();
-        handle_batch(&index, &fresh_once(), with(2, "scheduled", "Library"))
+        handle_batch(
+            &index,
+            &fresh_once(SCOPE),
+            with(1, "scheduled", "Town hall"),
+        )
+        .await
+        .unwrap();
+        handle_batch(&index, &fresh_once(SCOPE), with(2, "scheduled", "Library"))
             .await
             .unwrap();
 

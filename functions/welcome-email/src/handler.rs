@@ -7,7 +7,7 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use evently_shared::consumer::{self, Message, MessageError};
 use evently_shared::domain::Timestamp;
-use evently_shared::envelope::{DomainEvent, Envelope};
+use evently_shared::envelope::DomainEvent;
 use evently_shared::ports::{Begun, Claim, Idempotency, MailError, Mailer};
 use lambda_runtime::Error;
 
@@ -33,11 +33,7 @@ impl<M: Mailer, I: Idempotency> Welcome<M, I> {
     }
 
     async fn welcome(&self, message: Message, lease_until: Timestamp) -> Result<(), MessageError> {
-        let envelope = Envelope::from_json(&message.body)
-            .map_err(|e| MessageError::Permanent(e.to_string()))?;
-        if message.correlation_id.is_none() {
-            tracing::Span::current().record("correlation_id", envelope.correlationid.as_str());
-        }
+        let envelope = message.envelope()?;
         let event = envelope
             .domain_event()
             .map_err(|e| MessageError::Permanent(e.to_string()))?;
@@ -105,6 +101,8 @@ mod tests {
     use evently_shared::fakes::{InMemoryIdempotency, RecordingMailer};
     use evently_shared::ports::MailError;
     use serde_json::{Value, json};
+
+    use evently_shared::envelope::Envelope;
 
     use super::*;
 

@@ -49,6 +49,17 @@ pub struct Message {
 }
 
 impl Message {
+    /// The envelope this message carries (a permanent failure if it carries none), with its
+    /// correlation id recorded on the message's span when the message attributes had none.
+    pub fn envelope(&self) -> Result<crate::envelope::Envelope, MessageError> {
+        let envelope = crate::envelope::Envelope::from_json(&self.body)
+            .map_err(|e| MessageError::Permanent(e.to_string()))?;
+        if self.correlation_id.is_none() {
+            tracing::Span::current().record("correlation_id", envelope.correlationid.as_str());
+        }
+        Ok(envelope)
+    }
+
     fn from_sqs(message: SqsMessage) -> Option<Self> {
         let correlation_id = message
             .message_attributes
@@ -80,7 +91,16 @@ pub struct Once<'a, I: ?Sized> {
     pub lease: crate::domain::Timestamp,
 }
 
-impl<I: crate::ports::Idempotency + ?Sized> Once<'_, I> {
+impl<'a, I: crate::ports::Idempotency + ?Sized> Once<'a, I> {
+    /// Claims held by the invocation whose deadline is `deadline_ms` (ms since the epoch).
+    pub fn for_invocation(store: &'a I, scope: &'a str, deadline_ms: u64) -> Self {
+        Self {
+            store,
+            scope,
+            lease: crate::idempotency::lease_until(Some(deadline_ms)),
+        }
+    }
+
     /// Runs `work` unless `key` was done already. A failure releases the claim, so the retry
     /// can go ahead at once; another invocation holding the claim is a retryable failure.
     pub async fn run<F, Fut>(&self, key: &str, work: F) -> Result<(), MessageError>
@@ -130,6 +150,28 @@ impl<I: crate::ports::Idempotency + ?Sized> Once<'_, I> {
             }
         }
     }
+}
+
+/// [`process_batch`] for consumers of envelopes: each message's envelope goes to `handle` at
+/// most once per `once.scope`, keyed by the envelope id (redeliveries of one envelope share it,
+/// whatever their SQS message ids).
+pub async fn process_envelopes<I, F, Fut>(
+    event: SqsEvent,
+    once: &Once<'_, I>,
+    handle: F,
+) -> Result<SqsBatchResponse, lambda_runtime::Error>
+where
+    I: crate::ports::Idempotency + ?Sized,
+    F: Fn(crate::envelope::Envelope) -> Fut,
+    Fut: Future<Output = Result<(), MessageError>>,
+{
+    let handle = &handle;
+    process_batch(event, |message| async move {
+        let envelope = message.envelope()?;
+        let key = envelope.id.clone();
+        once.run(&key, || handle(envelope)).await
+    })
+    .await
 }
 
 /// The outcome of one message, for the caller's logs and metrics.
