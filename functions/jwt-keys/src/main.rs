@@ -20,18 +20,19 @@ async fn main() -> Result<(), Error> {
         aws_sdk_secretsmanager::Client::new(&sdk_config().await),
         secret_id,
     ));
-    let http = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(20))
-        .build()?;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<CloudFormationCustomResourceRequest>| {
             let vault = Arc::clone(&vault);
-            let http = http.clone();
             async move {
                 let (url, response) = handler::handle(vault.as_ref(), event.payload).await;
                 // CloudFormation waits for this PUT to the pre-signed URL, not for our return
                 // value; a lost PUT would hang the deploy until it times out.
                 let body = serde_json::to_vec(&response)?;
+                // Built here rather than at start: it loads the system trust store (the
+                // response URL is S3's), and this function runs only on deploys.
+                let http = reqwest::Client::builder()
+                    .timeout(std::time::Duration::from_secs(20))
+                    .build()?;
                 let put = http
                     .put(url)
                     .header("content-type", "")

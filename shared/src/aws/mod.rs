@@ -10,6 +10,7 @@ mod search;
 mod secrets;
 mod ses;
 mod sns;
+pub mod tls;
 mod users;
 
 pub use analytics::DynamoAnalytics;
@@ -21,7 +22,11 @@ pub use ses::SesMailer;
 pub use sns::SnsPublisher;
 pub use users::{DynamoLoginThrottle, DynamoUserStore, LOGIN_WINDOW_SECONDS, MAX_FAILED_LOGINS};
 
-/// Loads the shared SDK configuration (region, credentials, endpoint) from the environment.
+/// Loads the shared SDK configuration (region, credentials, endpoint) from the environment,
+/// with an HTTPS client that trusts the roots [`tls::TrustedRoots::from_env`] picks.
 pub async fn sdk_config() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(tls::https_client(tls::TrustedRoots::from_env()))
+        .load()
+        .await
 }
