@@ -1,6 +1,6 @@
 //! `analytics`: exactly-once counters (events and signups per day, RSVPs per event).
 
-mod handler;
+use analytics::handler;
 
 use std::sync::Arc;
 

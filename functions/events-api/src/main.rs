@@ -1,7 +1,6 @@
 //! `events-api`: events, RSVPs and their stats behind API Gateway (HTTP API).
 
-mod config;
-mod handler;
+use events_api::{config, handler};
 
 use std::sync::Arc;
 

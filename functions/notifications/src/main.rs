@@ -1,8 +1,7 @@
 //! `notifications`: mail followers about new events, and attendees about changes and
 //! cancellations, once per (recipient, event, version).
 
-mod handler;
-mod mail;
+use notifications::handler;
 
 use std::sync::Arc;
 

@@ -1,7 +1,6 @@
 //! `outbox-relay`: publishes outbox items from the events table's stream to the SNS topic.
 
-mod config;
-mod handler;
+use outbox_relay::{config, handler};
 
 use std::sync::Arc;
 

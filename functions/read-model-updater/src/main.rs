@@ -1,7 +1,6 @@
 //! `read-model-updater`: projects domain events from its SQS queue into the read-model table.
 
-mod config;
-mod handler;
+use read_model_updater::{config, handler};
 
 use std::sync::Arc;
 

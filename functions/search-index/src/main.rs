@@ -1,6 +1,6 @@
 //! `search-index`: keeps the search entries in the read-model table in step with events.
 
-mod handler;
+use search_index::handler;
 
 use std::sync::Arc;
 

@@ -1,8 +1,6 @@
 //! `welcome-email`: one welcome mail per new account, from the `user.created` queue.
 
-mod config;
-mod handler;
-mod mail;
+use welcome_email::{config, handler};
 
 use std::sync::Arc;
 

@@ -1,0 +1,5 @@
+//! The handler of `outbox-relay`, a library so the warm benchmarks (`bench/warm`) drive the
+//! same code the binary runs; `main.rs` only wires it to the Lambda runtime.
+
+pub mod config;
+pub mod handler;

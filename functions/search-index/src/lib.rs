@@ -1,0 +1,4 @@
+//! The handler of `search-index`, a library so the warm benchmarks (`bench/warm`) drive the
+//! same code the binary runs; `main.rs` only wires it to the Lambda runtime.
+
+pub mod handler;

@@ -1,0 +1,6 @@
+//! The handler of `welcome-email`, a library so the warm benchmarks (`bench/warm`) drive the
+//! same code the binary runs; `main.rs` only wires it to the Lambda runtime.
+
+pub mod config;
+pub mod handler;
+pub mod mail;
