@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -45,10 +45,10 @@ enum Bench {
         /// Starts per function.
         #[arg(long, default_value_t = 30)]
         runs: usize,
-        /// Where the release binaries are (`cargo build --release` puts them in target/release).
-        #[arg(long, default_value = "target/release")]
-        bin_dir: PathBuf,
-        /// Build them first (`cargo build --release --locked`).
+        /// The cargo profile whose binaries to start (from target/<profile>).
+        #[arg(long, default_value = "release")]
+        profile: String,
+        /// Build them first (`cargo build --profile <profile> --locked`).
         #[arg(long)]
         build: bool,
         /// The deployed stack whose function environments to use.
@@ -62,6 +62,9 @@ enum Bench {
 struct Start {
     millis: f64,
     peak_rss_kib: u64,
+    /// The part of the resident set that is the process's own memory (heap, stacks), not
+    /// pages of its binary and libraries.
+    anon_kib: u64,
 }
 
 /// Serves the Runtime API's `next` by noting when it is asked for and never answering: the
@@ -93,13 +96,17 @@ fn runtime_api() -> (String, mpsc::Receiver<Instant>) {
     (address, rx)
 }
 
-fn peak_rss_kib(pid: u32) -> u64 {
+/// A `/proc/<pid>/status` figure in KiB (`VmHWM`, `RssAnon`), 0 if unreadable.
+fn status_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|status| {
             status
                 .lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| {
+                    l.strip_prefix(field)
+                        .is_some_and(|rest| rest.starts_with(':'))
+                })
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|n| n.parse().ok())
         })
@@ -120,7 +127,8 @@ fn start_once(binary: &Path, environment: &HashMap<String, String>) -> Result<St
     let outcome = match next.recv_timeout(Duration::from_secs(10)) {
         Ok(at) => Ok(Start {
             millis: at.duration_since(started).as_secs_f64() * 1000.0,
-            peak_rss_kib: peak_rss_kib(child.id()),
+            peak_rss_kib: status_kib(child.id(), "VmHWM"),
+            anon_kib: status_kib(child.id(), "RssAnon"),
         }),
         Err(_) => Err(format!(
             "{} never asked for an event (init failed or took over 10 s)",
@@ -172,16 +180,17 @@ async fn environment_of(
     Ok(environment)
 }
 
-async fn cold_start(runs: usize, bin_dir: &Path, build: bool, stack: &str) -> Result<(), String> {
+async fn cold_start(runs: usize, profile: &str, build: bool, stack: &str) -> Result<(), String> {
+    let bin_dir = Path::new("target").join(profile);
     if build {
         let mut cargo = Command::new("cargo");
-        cargo.args(["build", "--release", "--locked", "-p", FLOOR]);
+        cargo.args(["build", "--profile", profile, "--locked", "-p", FLOOR]);
         for function in FUNCTIONS {
             cargo.args(["-p", function]);
         }
         let status = cargo.status().map_err(|e| e.to_string())?;
         if !status.success() {
-            return Err("cargo build --release failed".into());
+            return Err(format!("cargo build --profile {profile} failed"));
         }
     }
     let lambda = aws_sdk_lambda::Client::new(
@@ -192,8 +201,8 @@ async fn cold_start(runs: usize, bin_dir: &Path, build: bool, stack: &str) -> Re
         bin_dir.display()
     );
     println!(
-        "{:<20} {:>8} {:>8} {:>8} {:>10} {:>9} {:>9}",
-        "function", "p50 ms", "p99 ms", "max ms", "peak RSS", "x floor", "RSS x"
+        "{:<20} {:>8} {:>8} {:>8} {:>10} {:>9} {:>9} {:>10} {:>10}",
+        "function", "p50 ms", "p99 ms", "max ms", "peak RSS", "x floor", "RSS x", "anon", "binary"
     );
     let mut floor: Option<(f64, f64)> = None;
     for function in std::iter::once(FLOOR).chain(FUNCTIONS) {
@@ -218,6 +227,9 @@ async fn cold_start(runs: usize, bin_dir: &Path, build: bool, stack: &str) -> Re
             millis[millis.len() - 1],
         );
         let rss_p50 = percentile(&rss, 50.0);
+        let mut anon: Vec<f64> = starts.iter().map(|s| s.anon_kib as f64 / 1024.0).collect();
+        anon.sort_by(f64::total_cmp);
+        let anon_p50 = percentile(&anon, 50.0);
         let (time_ratio, rss_ratio) = match floor {
             None => {
                 floor = Some((p50, rss_p50));
@@ -225,9 +237,13 @@ async fn cold_start(runs: usize, bin_dir: &Path, build: bool, stack: &str) -> Re
             }
             Some((floor_p50, floor_rss)) => (p50 / floor_p50, rss_p50 / floor_rss),
         };
+        // Most of the RSS is the binary's own pages (the kernel maps file pages around each
+        // fault), so its size is printed beside it.
+        let binary_mib = std::fs::metadata(&binary)
+            .map(|m| m.len() as f64 / 1_048_576.0)
+            .unwrap_or(0.0);
         println!(
-            "{function:<20} {p50:>8.2} {p99:>8.2} {max:>8.2} {:>7.1} MiB {time_ratio:>8.2}x {rss_ratio:>8.2}x",
-            rss_p50
+            "{function:<20} {p50:>8.2} {p99:>8.2} {max:>8.2} {rss_p50:>6.1} MiB {time_ratio:>8.2}x {rss_ratio:>8.2}x {anon_p50:>6.1} MiB {binary_mib:>6.1} MiB",
         );
     }
     Ok(())
@@ -239,10 +255,10 @@ async fn main() -> ExitCode {
     let outcome = match cli.command {
         Bench::ColdStart {
             runs,
-            bin_dir,
+            profile,
             build,
             stack,
-        } => cold_start(runs.max(1), &bin_dir, build, &stack).await,
+        } => cold_start(runs.max(1), &profile, build, &stack).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
