@@ -66,6 +66,21 @@ unit: ## Only the tests that need no emulator
 bench-cold-start: ## Cold-start harness: release builds of every function and the floor (needs `make up`)
 	source scripts/local-env.sh && cargo run --locked -q -p evently-bench -- cold-start --build --runs $${RUNS:-30}
 
+.PHONY: bench-warm
+bench-warm: ## Warm CPU per request and per message (criterion; SDK HTTP replayed from bench/warm/recorded)
+	cargo bench --locked -p evently-warm --bench warm -- $${BENCH_FILTER:-}
+
+.PHONY: record-warm
+record-warm: ## Re-record the SDK traffic the warm benchmarks replay (needs `make up`)
+	source scripts/local-env.sh && cargo run --locked -q -p evently-warm --bin record
+
+.PHONY: bench-opt-levels
+bench-opt-levels: ## Cold start and size of opt-level "s" (release) vs 3 (release-o3) builds (needs `make up`)
+	source scripts/local-env.sh && cargo run --locked -q -p evently-bench -- cold-start --build --runs $${RUNS:-30}
+	source scripts/local-env.sh && cargo run --locked -q -p evently-bench -- cold-start --build --profile release-o3 --runs $${RUNS:-30}
+	scripts/sizes.sh target/release
+	scripts/sizes.sh target/release-o3
+
 .PHONY: load-test
 load-test: ## Load test of the local stack with oha 1.16 (installed into .local/tools); needs `make up`
 	@.local/tools/bin/oha --version 2>/dev/null | grep -q '^oha 1.16.0$$' || \
