@@ -326,8 +326,11 @@ export class EventlyStack extends Stack {
 
     const authApi = this.rustFunction({
       name: 'auth-api',
-      // Argon2id needs 19 MiB per hash; more memory also buys CPU, which hashing is bound by.
-      memoryMb: 512,
+      // A full vCPU (1 769 MB): login is one Argon2id verification, pure CPU (16.9 ms on one
+      // core, `make bench-warm`), so below a vCPU it stretches in proportion and the GB-seconds
+      // stay almost the same. At 512 MB a login would take ~3.5x longer for ~30 % less money
+      // per login (BENCHMARKS.md, "Memory per function").
+      memoryMb: 1769,
       timeout: Duration.seconds(10),
       environment: {
         USERS_TABLE: usersTable.tableName,

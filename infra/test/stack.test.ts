@@ -196,6 +196,19 @@ describe('the synthesized stack', () => {
       assert.ok(fn.MemorySize > 0 && fn.Timeout > 0, id);
       assert.ok(fn.LoggingConfig?.LogGroup, `${id} log group`);
     }
+    // The sizes BENCHMARKS.md argues for from measured durations.
+    const memory = Object.fromEntries(functions.map(([, fn]) => [String(fn.FunctionName).replace(/^Evently-/, ''), fn.MemorySize]));
+    assert.deepEqual(memory, {
+      'events-api': 256,
+      'auth-api': 1769,
+      'outbox-relay': 128,
+      'read-model-updater': 128,
+      'search-index': 128,
+      analytics: 128,
+      notifications: 128,
+      'welcome-email': 128,
+      'jwt-keys': 128,
+    });
     for (const [id, lg] of resourcesOf(aws, 'AWS::Logs::LogGroup')) {
       assert.ok(lg.RetentionInDays > 0, `${id} retention`);
     }
