@@ -74,6 +74,10 @@ bench-warm: ## Warm CPU per request and per message (criterion; SDK HTTP replaye
 record-warm: ## Re-record the SDK traffic the warm benchmarks replay (needs `make up`)
 	source scripts/local-env.sh && cargo run --locked -q -p evently-warm --bin record
 
+.PHONY: cost-model
+cost-model: ## Dollars per million EventCreated from the recordings and bench-warm's CPU figures
+	python3 scripts/cost-model.py $${COST_ARGS:-}
+
 .PHONY: bench-opt-levels
 bench-opt-levels: ## Cold start and size of opt-level "s" (release) vs 3 (release-o3) builds (needs `make up`)
 	source scripts/local-env.sh && cargo run --locked -q -p evently-bench -- cold-start --build --runs $${RUNS:-30}
