@@ -6,7 +6,7 @@ mod handler;
 use std::sync::Arc;
 
 use evently_shared::aws::{
-    DynamoIdempotency, DynamoLoginThrottle, DynamoUserStore, SecretsManagerVault, sdk_config,
+    DynamoIdempotency, DynamoLoginThrottle, DynamoUserStore, SecretsManagerVault, lambda_sdk_config,
 };
 use evently_shared::password::PasswordHasher;
 use evently_shared::ports::KeyVault;
@@ -18,7 +18,7 @@ use lambda_http::{Error, Request, service_fn};
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = config::Config::from_env()?;
-    let sdk = sdk_config().await;
+    let sdk = lambda_sdk_config()?;
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
 
     // The signing key is read once per cold start; a rotation deploys new public keys to every

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use evently_shared::aws::{
     DynamoAnalytics, DynamoEventStore, DynamoIdempotency, DynamoReadModel, DynamoSearchIndex,
-    sdk_config,
+    lambda_sdk_config,
 };
 use evently_shared::telemetry;
 use evently_shared::tokens::TokenVerifier;
@@ -16,7 +16,7 @@ use lambda_http::{Error, Request, service_fn};
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = config::Config::from_env()?;
-    let dynamo = aws_sdk_dynamodb::Client::new(&sdk_config().await);
+    let dynamo = aws_sdk_dynamodb::Client::new(&lambda_sdk_config()?);
     let app = Arc::new(handler::App {
         store: DynamoEventStore::new(dynamo.clone(), config.events_table),
         read_model: DynamoReadModel::new(dynamo.clone(), &config.read_model_table),

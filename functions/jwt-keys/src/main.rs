@@ -7,7 +7,7 @@ mod handler;
 use std::sync::Arc;
 
 use aws_lambda_events::event::cloudformation::CloudFormationCustomResourceRequest;
-use evently_shared::aws::{SecretsManagerVault, sdk_config};
+use evently_shared::aws::{SecretsManagerVault, lambda_sdk_config};
 use evently_shared::config::required;
 use evently_shared::telemetry;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
@@ -17,7 +17,7 @@ async fn main() -> Result<(), Error> {
     telemetry::init();
     let secret_id = required("JWT_KEY_SECRET_ID")?;
     let vault = Arc::new(SecretsManagerVault::new(
-        aws_sdk_secretsmanager::Client::new(&sdk_config().await),
+        aws_sdk_secretsmanager::Client::new(&lambda_sdk_config()?),
         secret_id,
     ));
     lambda_runtime::run(service_fn(

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use evently_shared::aws::{
-    DynamoEventStore, DynamoIdempotency, DynamoUserStore, SesMailer, sdk_config,
+    DynamoEventStore, DynamoIdempotency, DynamoUserStore, SesMailer, lambda_sdk_config,
 };
 use evently_shared::config::required;
 use evently_shared::telemetry;
@@ -21,7 +21,7 @@ async fn main() -> Result<(), Error> {
     let idempotency_table = required("IDEMPOTENCY_TABLE")?;
     let mail_from = required("MAIL_FROM")?;
     let unsubscribe_url = required("UNSUBSCRIBE_URL")?;
-    let sdk = sdk_config().await;
+    let sdk = lambda_sdk_config()?;
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
     let app = Arc::new(handler::Notifier {
         events: DynamoEventStore::new(dynamo.clone(), &events_table),

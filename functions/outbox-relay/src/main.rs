@@ -5,7 +5,7 @@ use outbox_relay::{config, handler};
 use std::sync::Arc;
 
 use aws_lambda_events::event::dynamodb::Event;
-use evently_shared::aws::{SnsPublisher, sdk_config};
+use evently_shared::aws::{SnsPublisher, lambda_sdk_config};
 use evently_shared::telemetry;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
@@ -13,7 +13,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = config::Config::from_env()?;
-    let sns = aws_sdk_sns::Client::new(&sdk_config().await);
+    let sns = aws_sdk_sns::Client::new(&lambda_sdk_config()?);
     let publisher = Arc::new(SnsPublisher::new(sns, config.topic_arn));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| {
         let publisher = Arc::clone(&publisher);

@@ -5,7 +5,7 @@ use read_model_updater::{config, handler};
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use evently_shared::aws::{DynamoIdempotency, DynamoReadModel, sdk_config};
+use evently_shared::aws::{DynamoIdempotency, DynamoReadModel, lambda_sdk_config};
 use evently_shared::consumer::Once;
 use evently_shared::telemetry;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
@@ -14,7 +14,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = config::Config::from_env()?;
-    let dynamo = aws_sdk_dynamodb::Client::new(&sdk_config().await);
+    let dynamo = aws_sdk_dynamodb::Client::new(&lambda_sdk_config()?);
     let read_model = Arc::new(DynamoReadModel::new(
         dynamo.clone(),
         config.read_model_table,

@@ -5,7 +5,7 @@ use search_index::handler;
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use evently_shared::aws::{DynamoIdempotency, DynamoSearchIndex, sdk_config};
+use evently_shared::aws::{DynamoIdempotency, DynamoSearchIndex, lambda_sdk_config};
 use evently_shared::config::required;
 use evently_shared::consumer::Once;
 use evently_shared::telemetry;
@@ -16,7 +16,7 @@ async fn main() -> Result<(), Error> {
     telemetry::init();
     let table = required("READ_MODEL_TABLE")?;
     let idempotency_table = required("IDEMPOTENCY_TABLE")?;
-    let dynamo = aws_sdk_dynamodb::Client::new(&sdk_config().await);
+    let dynamo = aws_sdk_dynamodb::Client::new(&lambda_sdk_config()?);
     let index = Arc::new(DynamoSearchIndex::new(dynamo.clone(), table));
     let records = Arc::new(DynamoIdempotency::new(dynamo, idempotency_table));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {

@@ -5,7 +5,7 @@ use welcome_email::{config, handler};
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use evently_shared::aws::{DynamoIdempotency, SesMailer, sdk_config};
+use evently_shared::aws::{DynamoIdempotency, SesMailer, lambda_sdk_config};
 use evently_shared::idempotency::lease_until;
 use evently_shared::telemetry;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
@@ -14,7 +14,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = config::Config::from_env()?;
-    let sdk = sdk_config().await;
+    let sdk = lambda_sdk_config()?;
     let app = Arc::new(handler::Welcome {
         mailer: SesMailer::new(aws_sdk_sesv2::Client::new(&sdk), config.mail_from),
         idempotency: DynamoIdempotency::new(

@@ -14,19 +14,57 @@ pub mod tls;
 mod users;
 
 pub use analytics::DynamoAnalytics;
+use aws_config::environment::EnvironmentVariableCredentialsProvider;
+use aws_sdk_dynamodb::config::SharedCredentialsProvider;
 pub use dynamo::{DynamoEventStore, DynamoReadModel, EventTable, OUTBOX_ENTITY, OutboxRecord};
 pub use idempotency::DynamoIdempotency;
 pub use search::DynamoSearchIndex;
 pub use secrets::SecretsManagerVault;
 pub use ses::SesMailer;
 pub use sns::SnsPublisher;
+
+use crate::config::{ConfigError, parsed_or, required};
+
 pub use users::{DynamoLoginThrottle, DynamoUserStore, LOGIN_WINDOW_SECONDS, MAX_FAILED_LOGINS};
 
-/// Loads the shared SDK configuration (region, credentials, endpoint) from the environment,
-/// with an HTTPS client that trusts the roots [`tls::TrustedRoots::from_env`] picks.
+/// Loads the shared SDK configuration (region, credentials, endpoint) through the SDK's full
+/// default chain (profiles, SSO, web identity, container and instance credentials), with an
+/// HTTPS client that trusts the roots [`tls::TrustedRoots::from_env`] picks. For tools and
+/// tests that run wherever an operator does; the functions use [`lambda_sdk_config`].
 pub async fn sdk_config() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .http_client(tls::https_client(tls::TrustedRoots::from_env()))
         .load()
         .await
+}
+
+/// The SDK configuration inside Lambda, built from the variables Lambda always sets: the
+/// region (`AWS_REGION`) and the execution role's credentials (`AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), plus the optional `AWS_ENDPOINT_URL`,
+/// `AWS_USE_FIPS_ENDPOINT` and `AWS_USE_DUALSTACK_ENDPOINT`.
+///
+/// Why not the default chain: none of its other sources can apply in Lambda, and referring to
+/// them links the STS, SSO, IMDS, container and profile-file providers into every binary and
+/// builds them at every cold start (BENCHMARKS.md measures both). Retries, timeouts and the
+/// credentials cache are the SDK's defaults for the behaviour version, as with the chain.
+pub fn lambda_sdk_config() -> Result<aws_config::SdkConfig, ConfigError> {
+    let region = required("AWS_REGION")
+        .or_else(|_| required("AWS_DEFAULT_REGION"))
+        .map_err(|_| ConfigError::Missing("AWS_REGION"))?;
+    required("AWS_ACCESS_KEY_ID")?;
+    required("AWS_SECRET_ACCESS_KEY")?;
+    let flag = |name: &'static str| parsed_or(name, false);
+    let mut config = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region))
+        .credentials_provider(SharedCredentialsProvider::new(
+            EnvironmentVariableCredentialsProvider::new(),
+        ))
+        .http_client(tls::https_client(tls::TrustedRoots::from_env()))
+        .use_fips(flag("AWS_USE_FIPS_ENDPOINT")?)
+        .use_dual_stack(flag("AWS_USE_DUALSTACK_ENDPOINT")?);
+    if let Ok(endpoint) = required("AWS_ENDPOINT_URL") {
+        config = config.endpoint_url(endpoint);
+    }
+    Ok(config.build())
 }
