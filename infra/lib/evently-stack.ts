@@ -326,10 +326,10 @@ export class EventlyStack extends Stack {
 
     const authApi = this.rustFunction({
       name: 'auth-api',
-      // A full vCPU (1 769 MB): login is one Argon2id verification, pure CPU (16.9 ms on one
-      // core, `make bench-warm`), so below a vCPU it stretches in proportion and the GB-seconds
-      // stay almost the same. At 512 MB a login would take ~3.5x longer for ~30 % less money
-      // per login (BENCHMARKS.md, "Memory per function").
+      // A full vCPU (1 769 MB): login is one Argon2id verification, pure CPU (29 ms on one
+      // core, `make bench-warm`), so below a vCPU it stretches in proportion. At 512 MB a login
+      // would take 2.7x longer for 21 % less money per login (BENCHMARKS.md, "Memory per
+      // function").
       memoryMb: 1769,
       timeout: Duration.seconds(10),
       environment: {

@@ -1,7 +1,7 @@
 //! AWS adapters for the ports (DynamoDB, SNS, SES v2, Secrets Manager). Each takes an SDK client built once in `main.rs`.
 //!
-//! Endpoints come from the SDK's own configuration chain, so `AWS_ENDPOINT_URL` points every
-//! client at LocalStack or ministack without code changes.
+//! `AWS_ENDPOINT_URL` points every client at LocalStack or ministack without code changes, both
+//! in the functions ([`lambda_sdk_config`]) and in the tools ([`sdk_config`]).
 
 mod analytics;
 mod dynamo;
