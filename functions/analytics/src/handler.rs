@@ -47,6 +47,13 @@ mod tests {
 
     use super::*;
 
+    /// One delivery to a consumer that has seen nothing yet.
+    async fn deliver(target: &impl Analytics, event: SqsEvent) -> SqsBatchResponse {
+        handle_batch(target, &fresh_once(SCOPE), event)
+            .await
+            .unwrap()
+    }
+
     fn batch(envelopes: &[&Envelope]) -> SqsEvent {
         let records: Vec<_> = envelopes
             .iter()
@@ -81,9 +88,7 @@ mod tests {
         );
 
         for _ in 0..3 {
-            let response = handle_batch(&analytics, &fresh_once(SCOPE), batch(&[&a, &b, &c]))
-                .await
-                .unwrap();
+            let response = deliver(&analytics, batch(&[&a, &b, &c])).await;
             assert!(response.batch_item_failures.is_empty());
         }
 
@@ -106,15 +111,9 @@ mod tests {
         ))
         .unwrap();
 
-        handle_batch(&analytics, &fresh_once(SCOPE), fixture.clone())
-            .await
-            .unwrap();
-        handle_batch(&analytics, &fresh_once(SCOPE), fixture)
-            .await
-            .unwrap();
-        handle_batch(&analytics, &fresh_once(SCOPE), created)
-            .await
-            .unwrap();
+        deliver(&analytics, fixture.clone()).await;
+        deliver(&analytics, fixture).await;
+        deliver(&analytics, created).await;
 
         let days = analytics.daily("2026-11-28", "2026-11-28").await.unwrap();
         assert_eq!(days.len(), 1);
@@ -129,9 +128,7 @@ mod tests {
         )
         .unwrap();
 
-        let response = handle_batch(&analytics, &fresh_once(SCOPE), event)
-            .await
-            .unwrap();
+        let response = deliver(&analytics, event).await;
 
         assert_eq!(response.batch_item_failures.len(), 1);
     }

@@ -61,6 +61,13 @@ mod tests {
 
     use super::*;
 
+    /// One delivery to a consumer that has seen nothing yet.
+    async fn deliver(target: &impl ReadModel, event: SqsEvent) -> SqsBatchResponse {
+        handle_batch(target, &fresh_once(SCOPE), event)
+            .await
+            .unwrap()
+    }
+
     const CREATED: &str = include_str!("../../../events-fixtures/sqs-event-created.json");
     const MALFORMED: &str = include_str!("../../../events-fixtures/sqs-malformed.json");
 
@@ -100,9 +107,7 @@ mod tests {
     async fn an_event_created_envelope_becomes_a_projection() {
         let read_model = InMemoryEvents::default();
 
-        let response = handle_batch(&read_model, &fresh_once(SCOPE), event(CREATED))
-            .await
-            .unwrap();
+        let response = deliver(&read_model, event(CREATED)).await;
 
         assert!(response.batch_item_failures.is_empty());
         assert_eq!(
@@ -114,14 +119,10 @@ mod tests {
     #[tokio::test]
     async fn a_duplicated_delivery_leaves_the_projection_unchanged() {
         let read_model = InMemoryEvents::default();
-        handle_batch(&read_model, &fresh_once(SCOPE), event(CREATED))
-            .await
-            .unwrap();
+        deliver(&read_model, event(CREATED)).await;
         let before = stored(&read_model).await;
 
-        let response = handle_batch(&read_model, &fresh_once(SCOPE), event(CREATED))
-            .await
-            .unwrap();
+        let response = deliver(&read_model, event(CREATED)).await;
 
         assert!(response.batch_item_failures.is_empty());
         assert_eq!(stored(&read_model).await, before);
@@ -133,20 +134,8 @@ mod tests {
         let newer = json!({ "Records": [message_with_version("a", 3, "Newest")] });
         let older = json!({ "Records": [message_with_version("b", 2, "Older")] });
 
-        handle_batch(
-            &read_model,
-            &fresh_once(SCOPE),
-            serde_json::from_value(newer).unwrap(),
-        )
-        .await
-        .unwrap();
-        handle_batch(
-            &read_model,
-            &fresh_once(SCOPE),
-            serde_json::from_value(older).unwrap(),
-        )
-        .await
-        .unwrap();
+        deliver(&read_model, serde_json::from_value(newer).unwrap()).await;
+        deliver(&read_model, serde_json::from_value(older).unwrap()).await;
 
         let projection = stored(&read_model).await;
         assert_eq!(projection.version, 3);
@@ -163,13 +152,7 @@ mod tests {
             .unwrap()
             .push(good["Records"][0].clone());
 
-        let response = handle_batch(
-            &read_model,
-            &fresh_once(SCOPE),
-            serde_json::from_value(batch).unwrap(),
-        )
-        .await
-        .unwrap();
+        let response = deliver(&read_model, serde_json::from_value(batch).unwrap()).await;
 
         let failed: Vec<&str> = response
             .batch_item_failures
@@ -182,9 +165,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_read_model_outage_is_a_retryable_failure() {
-        let response = handle_batch(&Unavailable, &fresh_once(SCOPE), event(CREATED))
-            .await
-            .unwrap();
+        let response = deliver(&Unavailable, event(CREATED)).await;
 
         assert_eq!(response.batch_item_failures.len(), 1);
     }

@@ -54,6 +54,13 @@ mod tests {
 
     use super::*;
 
+    /// One delivery to a consumer that has seen nothing yet.
+    async fn deliver(target: &impl SearchIndex, event: SqsEvent) -> SqsBatchResponse {
+        handle_batch(target, &fresh_once(SCOPE), event)
+            .await
+            .unwrap()
+    }
+
     const CREATED: &str = include_str!("../../../events-fixtures/sqs-event-created.json");
 
     fn with(version: u64, status: &str, venue: &str) -> SqsEvent {
@@ -91,13 +98,7 @@ mod tests {
     async fn an_event_is_findable_by_its_words_and_a_prefix() {
         let index = InMemorySearch::default();
 
-        handle_batch(
-            &index,
-            &fresh_once(SCOPE),
-            serde_json::from_str(CREATED).unwrap(),
-        )
-        .await
-        .unwrap();
+        deliver(&index, serde_json::from_str(CREATED).unwrap()).await;
 
         assert_eq!(found(&index, "LAMBDA nig").await, 1);
         assert_eq!(found(&index, "python").await, 0);
@@ -107,27 +108,9 @@ mod tests {
     async fn a_cancellation_removes_the_event_and_an_older_version_cannot_bring_it_back() {
         let index = InMemorySearch::default();
 
-        handle_batch(
-            &index,
-            &fresh_once(SCOPE),
-            with(1, "scheduled", "Town hall"),
-        )
-        .await
-        .unwrap();
-        handle_batch(
-            &index,
-            &fresh_once(SCOPE),
-            with(2, "cancelled", "Town hall"),
-        )
-        .await
-        .unwrap();
-        handle_batch(
-            &index,
-            &fresh_once(SCOPE),
-            with(1, "scheduled", "Town hall"),
-        )
-        .await
-        .unwrap();
+        deliver(&index, with(1, "scheduled", "Town hall")).await;
+        deliver(&index, with(2, "cancelled", "Town hall")).await;
+        deliver(&index, with(1, "scheduled", "Town hall")).await;
 
         assert_eq!(found(&index, "rust").await, 0);
     }
@@ -136,16 +119,8 @@ mod tests {
     async fn an_update_replaces_stale_terms() {
         let index = InMemorySearch::default();
 
-        handle_batch(
-            &index,
-            &fresh_once(SCOPE),
-            with(1, "scheduled", "Town hall"),
-        )
-        .await
-        .unwrap();
-        handle_batch(&index, &fresh_once(SCOPE), with(2, "scheduled", "Library"))
-            .await
-            .unwrap();
+        deliver(&index, with(1, "scheduled", "Town hall")).await;
+        deliver(&index, with(2, "scheduled", "Library")).await;
 
         assert_eq!(found(&index, "town").await, 0);
         assert_eq!(found(&index, "library").await, 1);
