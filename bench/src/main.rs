@@ -140,6 +140,12 @@ fn start_once(binary: &Path, environment: &HashMap<String, String>) -> Result<St
     outcome
 }
 
+fn sorted(values: impl Iterator<Item = f64>) -> Vec<f64> {
+    let mut values: Vec<f64> = values.collect();
+    values.sort_by(f64::total_cmp);
+    values
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
@@ -214,22 +220,15 @@ async fn cold_start(runs: usize, profile: &str, build: bool, stack: &str) -> Res
         for _ in 0..runs {
             starts.push(start_once(&binary, &environment)?);
         }
-        let mut millis: Vec<f64> = starts.iter().map(|s| s.millis).collect();
-        millis.sort_by(f64::total_cmp);
-        let mut rss: Vec<f64> = starts
-            .iter()
-            .map(|s| s.peak_rss_kib as f64 / 1024.0)
-            .collect();
-        rss.sort_by(f64::total_cmp);
+        let millis = sorted(starts.iter().map(|s| s.millis));
         let (p50, p99, max) = (
             percentile(&millis, 50.0),
             percentile(&millis, 99.0),
             millis[millis.len() - 1],
         );
-        let rss_p50 = percentile(&rss, 50.0);
-        let mut anon: Vec<f64> = starts.iter().map(|s| s.anon_kib as f64 / 1024.0).collect();
-        anon.sort_by(f64::total_cmp);
-        let anon_p50 = percentile(&anon, 50.0);
+        let mib = |kib: u64| kib as f64 / 1024.0;
+        let rss_p50 = percentile(&sorted(starts.iter().map(|s| mib(s.peak_rss_kib))), 50.0);
+        let anon_p50 = percentile(&sorted(starts.iter().map(|s| mib(s.anon_kib))), 50.0);
         let (time_ratio, rss_ratio) = match floor {
             None => {
                 floor = Some((p50, rss_p50));

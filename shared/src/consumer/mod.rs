@@ -282,11 +282,7 @@ where
         ],
         None,
     );
-    tracing::info!(
-        messages = total,
-        failed = response.batch_item_failures.len(),
-        "batch processed"
-    );
+    tracing::info!(messages = total, failed, "batch processed");
     Ok(response)
 }
 
