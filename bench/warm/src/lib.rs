@@ -96,14 +96,10 @@ type EventsApp = events_api::handler::App<
     DynamoIdempotency,
 >;
 
-/// Every benchmarked handler with the adapters its `main.rs` gives it.
+/// Every benchmarked handler with the adapters its `main.rs` gives it. The projection
+/// consumers use the same adapter types as events-api, so they take `events_api`'s.
 pub struct Wired {
     pub events_api: EventsApp,
-    pub read_model: DynamoReadModel,
-    pub search: DynamoSearchIndex,
-    pub analytics: DynamoAnalytics,
-    pub idempotency: DynamoIdempotency,
-    pub users: DynamoUserStore,
     pub welcome: welcome_email::handler::Welcome<SesMailer, DynamoIdempotency>,
     pub notifier: notifications::handler::Notifier<
         DynamoEventStore,
@@ -119,29 +115,27 @@ impl Wired {
         let dynamo = aws_sdk_dynamodb::Client::new(sdk);
         let ses = aws_sdk_sesv2::Client::new(sdk);
         let idempotency = || DynamoIdempotency::new(dynamo.clone(), &names.idempotency_table);
-        let users =
-            || DynamoUserStore::new(dynamo.clone(), &names.users_table, &names.events_table);
+        let events = || DynamoEventStore::new(dynamo.clone(), &names.events_table);
         Self {
             events_api: events_api::handler::App {
-                store: DynamoEventStore::new(dynamo.clone(), &names.events_table),
+                store: events(),
                 read_model: DynamoReadModel::new(dynamo.clone(), &names.read_model_table),
                 search: DynamoSearchIndex::new(dynamo.clone(), &names.read_model_table),
                 analytics: DynamoAnalytics::new(dynamo.clone(), &names.analytics_table),
                 idempotency: idempotency(),
                 tokens: TokenVerifier::new(tokens).expect("test keys verify"),
             },
-            read_model: DynamoReadModel::new(dynamo.clone(), &names.read_model_table),
-            search: DynamoSearchIndex::new(dynamo.clone(), &names.read_model_table),
-            analytics: DynamoAnalytics::new(dynamo.clone(), &names.analytics_table),
-            idempotency: idempotency(),
-            users: users(),
             welcome: welcome_email::handler::Welcome {
                 mailer: SesMailer::new(ses.clone(), &names.mail_from),
                 idempotency: idempotency(),
             },
             notifier: notifications::handler::Notifier {
-                events: DynamoEventStore::new(dynamo.clone(), &names.events_table),
-                follows: users(),
+                events: events(),
+                follows: DynamoUserStore::new(
+                    dynamo.clone(),
+                    &names.users_table,
+                    &names.events_table,
+                ),
                 mailer: SesMailer::new(ses, &names.mail_from),
                 idempotency: idempotency(),
                 unsubscribe_url: names.unsubscribe_url.clone(),
@@ -269,12 +263,13 @@ impl Scenario {
             _ => {
                 let event: SqsEvent = serde_json::from_str(input).map_err(|e| e.to_string())?;
                 let deadline_ms = now_ms() + 60_000;
-                let once = |scope| Once::for_invocation(&wired.idempotency, scope, deadline_ms);
+                let app = &wired.events_api;
+                let once = |scope| Once::for_invocation(&app.idempotency, scope, deadline_ms);
                 let response = match self {
                     Self::ReadModelUpdater => {
                         let scope = read_model_updater::handler::SCOPE;
                         read_model_updater::handler::handle_batch(
-                            &wired.read_model,
+                            &app.read_model,
                             &once(scope),
                             event,
                         )
@@ -282,13 +277,11 @@ impl Scenario {
                     }
                     Self::SearchIndex => {
                         let scope = search_index::handler::SCOPE;
-                        search_index::handler::handle_batch(&wired.search, &once(scope), event)
-                            .await
+                        search_index::handler::handle_batch(&app.search, &once(scope), event).await
                     }
                     Self::Analytics => {
                         let scope = analytics::handler::SCOPE;
-                        analytics::handler::handle_batch(&wired.analytics, &once(scope), event)
-                            .await
+                        analytics::handler::handle_batch(&app.analytics, &once(scope), event).await
                     }
                     Self::WelcomeEmail => {
                         let lease = lease_until(Some(deadline_ms));

@@ -129,9 +129,13 @@ async fn follow(wired: &Wired, organizer: &str) -> Result<(), Box<dyn Error>> {
         CorrelationId::generate(),
         Timestamp::now(),
     );
-    wired.users.create(&user, "not-a-hash", &envelope).await?;
+    wired
+        .notifier
+        .follows
+        .create(&user, "not-a-hash", &envelope)
+        .await?;
     let target = FollowTarget::Organizer(UserId::parse("organizer", organizer)?);
-    wired.users.follow(&user, &target).await?;
+    wired.notifier.follows.follow(&user, &target).await?;
     Ok(())
 }
 
