@@ -66,6 +66,10 @@ unit: ## Only the tests that need no emulator
 bench-cold-start: ## Cold-start harness: release builds of every function and the floor (needs `make up`)
 	source scripts/local-env.sh && cargo run --locked -q -p evently-bench -- cold-start --build --runs $${RUNS:-30}
 
+.PHONY: startup-path
+startup-path: ## Re-trace what each function runs before its first `next` into functions/startup-path.ld (valgrind; needs `make up`)
+	source scripts/local-env.sh && cargo run --locked -q -p evently-bench -- startup-path --build
+
 .PHONY: bench-warm
 bench-warm: ## Warm CPU per request and per message (criterion; SDK HTTP replayed from bench/warm/recorded)
 	cargo bench --locked -p evently-warm --bench warm -- $${BENCH_FILTER:-}

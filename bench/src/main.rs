@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 
+mod startup_path;
+
 const FUNCTIONS: [&str; 9] = [
     "events-api",
     "outbox-relay",
@@ -54,6 +56,22 @@ enum Bench {
         /// The deployed stack whose function environments to use.
         #[arg(long, env = "STACK_NAME", default_value = "Evently")]
         stack: String,
+    },
+    /// Trace what every function runs before its first `next` (callgrind) and write the
+    /// linker script that packs that code together.
+    StartupPath {
+        /// A profile that keeps the symbol table (from target/<profile>).
+        #[arg(long, default_value = "release-syms")]
+        profile: String,
+        /// Build them first (`cargo build --profile <profile> --locked`).
+        #[arg(long)]
+        build: bool,
+        /// The deployed stack whose function environments to use.
+        #[arg(long, env = "STACK_NAME", default_value = "Evently")]
+        stack: String,
+        /// Where to write the linker script.
+        #[arg(long, default_value = "functions/startup-path.ld")]
+        out: std::path::PathBuf,
     },
 }
 
@@ -186,22 +204,58 @@ async fn environment_of(
     Ok(environment)
 }
 
+/// Builds the floor and every function in one cargo invocation, so that they share one
+/// feature resolution.
+fn build_all(profile: &str) -> Result<(), String> {
+    let mut cargo = Command::new("cargo");
+    cargo.args(["build", "--profile", profile, "--locked", "-p", FLOOR]);
+    for function in FUNCTIONS {
+        cargo.args(["-p", function]);
+    }
+    let status = cargo.status().map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err(format!("cargo build --profile {profile} failed"));
+    }
+    Ok(())
+}
+
+async fn lambda_client() -> aws_sdk_lambda::Client {
+    aws_sdk_lambda::Client::new(
+        &aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await,
+    )
+}
+
+async fn startup_path(profile: &str, build: bool, stack: &str, out: &Path) -> Result<(), String> {
+    if build {
+        build_all(profile)?;
+    }
+    let lambda = lambda_client().await;
+    let traces = std::env::temp_dir().join(format!("evently-startup-path-{}", std::process::id()));
+    std::fs::create_dir_all(&traces).map_err(|e| e.to_string())?;
+    let mut globs = std::collections::BTreeSet::new();
+    for function in FUNCTIONS {
+        let environment = environment_of(&lambda, stack, function).await?;
+        let binary = Path::new("target").join(profile).join(function);
+        let found = startup_path::trace(&binary, &environment, &traces)?;
+        println!(
+            "{function:<20} {:>5} functions before the first next",
+            found.len()
+        );
+        globs.extend(found);
+    }
+    let _ = std::fs::remove_dir_all(&traces);
+    std::fs::write(out, startup_path::linker_script(&globs, &FUNCTIONS))
+        .map_err(|e| format!("{}: {e}", out.display()))?;
+    println!("{} patterns written to {}", globs.len(), out.display());
+    Ok(())
+}
+
 async fn cold_start(runs: usize, profile: &str, build: bool, stack: &str) -> Result<(), String> {
     let bin_dir = Path::new("target").join(profile);
     if build {
-        let mut cargo = Command::new("cargo");
-        cargo.args(["build", "--profile", profile, "--locked", "-p", FLOOR]);
-        for function in FUNCTIONS {
-            cargo.args(["-p", function]);
-        }
-        let status = cargo.status().map_err(|e| e.to_string())?;
-        if !status.success() {
-            return Err(format!("cargo build --profile {profile} failed"));
-        }
+        build_all(profile)?;
     }
-    let lambda = aws_sdk_lambda::Client::new(
-        &aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await,
-    );
+    let lambda = lambda_client().await;
     println!(
         "cold start: exec to the first GET /runtime/invocation/next, {runs} starts each, {}",
         bin_dir.display()
@@ -258,6 +312,12 @@ async fn main() -> ExitCode {
             build,
             stack,
         } => cold_start(runs.max(1), &profile, build, &stack).await,
+        Bench::StartupPath {
+            profile,
+            build,
+            stack,
+            out,
+        } => startup_path(&profile, build, &stack, &out).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
