@@ -5,7 +5,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-for fn in $(ls "$root/functions"); do
+for manifest in "$root"/functions/*/Cargo.toml; do
+  fn=$(basename "$(dirname "$manifest")")
   mkdir -p "$work/assets/$fn"
   printf '#!/bin/sh\n' >"$work/assets/$fn/bootstrap"
 done
