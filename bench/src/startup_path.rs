@@ -35,13 +35,14 @@ fn text_symbols(binary: &Path) -> Result<Vec<(u64, u64, String)>, String> {
                 fields.next()?,
                 fields.next()?,
             );
-            matches!(kind, "t" | "T" | "w" | "W").then(|| {
-                Some((
-                    u64::from_str_radix(address, 16).ok()?,
-                    u64::from_str_radix(size, 16).ok()?,
-                    name.to_owned(),
-                ))
-            })?
+            if !matches!(kind, "t" | "T" | "w" | "W") {
+                return None;
+            }
+            Some((
+                u64::from_str_radix(address, 16).ok()?,
+                u64::from_str_radix(size, 16).ok()?,
+                name.to_owned(),
+            ))
         })
         .collect();
     symbols.sort();
