@@ -131,15 +131,25 @@ fn status_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// `command` set up as Lambda starts a function: only the function's environment and the
+/// Runtime API's address; its output is not wanted.
+fn as_lambda<'c>(
+    command: &'c mut Command,
+    environment: &HashMap<String, String>,
+    runtime_api: &str,
+) -> &'c mut Command {
+    command
+        .env_clear()
+        .envs(environment)
+        .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+}
+
 fn start_once(binary: &Path, environment: &HashMap<String, String>) -> Result<Start, String> {
     let (address, next) = runtime_api();
     let started = Instant::now();
-    let mut child = Command::new(binary)
-        .env_clear()
-        .envs(environment)
-        .env("AWS_LAMBDA_RUNTIME_API", &address)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+    let mut child = as_lambda(&mut Command::new(binary), environment, &address)
         .spawn()
         .map_err(|e| format!("{}: {e}", binary.display()))?;
     let outcome = match next.recv_timeout(Duration::from_secs(10)) {

@@ -15,7 +15,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 /// Function symbols of `binary` (address, size, name), sorted by address.
@@ -148,15 +148,12 @@ pub fn trace(
     let name = binary.file_name().unwrap_or_default().to_string_lossy();
     let profile_path = out_dir.join(format!("{name}.callgrind"));
     let (address, next) = crate::runtime_api();
-    let child = Command::new("valgrind")
+    let mut valgrind = Command::new("valgrind");
+    valgrind
         .args(["--tool=callgrind", "--demangle=no", "--quiet"])
         .arg(format!("--callgrind-out-file={}", profile_path.display()))
-        .arg(&binary)
-        .env_clear()
-        .envs(environment)
-        .env("AWS_LAMBDA_RUNTIME_API", &address)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .arg(&binary);
+    let child = crate::as_lambda(&mut valgrind, environment, &address)
         .spawn()
         .map_err(|e| format!("valgrind (the trace runs under callgrind): {e}"))?;
     let reached = next.recv_timeout(Duration::from_secs(120));
