@@ -195,7 +195,9 @@ pub fn linker_script(globs: &BTreeSet<String>, functions: &[&str]) -> String {
         functions.join(", ")
     );
     for glob in globs {
-        script.push_str(&format!("    *(.text.{glob})\n"));
+        // LLVM puts `#[cold]` functions (many one-time initialisers among them) in
+        // `.text.unlikely.<name>`.
+        script.push_str(&format!("    *(.text.{glob} .text.unlikely.{glob})\n"));
     }
     script.push_str("  }\n}\nINSERT BEFORE .text;\n");
     script
@@ -262,11 +264,13 @@ mod tests {
         // non-glob one) and break every release link.
         let allowed = |c: char| c.is_ascii_alphanumeric() || "_.$*".contains(c);
         for line in body.lines() {
-            let pattern = line
+            let (hot, cold) = line
                 .strip_prefix("    *(.text.")
                 .and_then(|l| l.strip_suffix(')'))
+                .and_then(|l| l.split_once(" .text.unlikely."))
                 .unwrap_or_else(|| panic!("not an input section pattern: {line}"));
-            assert!(pattern.chars().all(allowed), "{line}");
+            assert_eq!(hot, cold, "{line}");
+            assert!(hot.chars().all(allowed), "{line}");
         }
         assert!(body.lines().count() > 100);
     }
@@ -277,7 +281,9 @@ mod tests {
 
         let script = linker_script(&globs, &["f"]);
 
-        assert!(script.contains("*(.text._ZN1b17h*)\n    *(.text.a)\n"));
+        assert!(script.contains(
+            "    *(.text._ZN1b17h* .text.unlikely._ZN1b17h*)\n    *(.text.a .text.unlikely.a)\n"
+        ));
         assert!(script.ends_with("}\nINSERT BEFORE .text;\n"));
     }
 }
