@@ -11,7 +11,9 @@ use evently_shared::consumer::Once;
 use evently_shared::telemetry;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
-#[tokio::main]
+// Lambda sends one event at a time: a single-threaded runtime starts no worker threads
+// (BENCHMARKS.md, "Cold start").
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let table = required("ANALYTICS_TABLE")?;

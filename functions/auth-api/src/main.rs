@@ -14,7 +14,9 @@ use evently_shared::telemetry;
 use evently_shared::tokens::{KeyRing, TokenSigner, TokenVerifier};
 use lambda_http::{Error, Request, service_fn};
 
-#[tokio::main]
+// Lambda sends one event at a time: a single-threaded runtime starts no worker threads
+// (BENCHMARKS.md, "Cold start"); Argon2 still runs on the blocking pool.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = config::Config::from_env()?;

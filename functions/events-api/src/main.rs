@@ -12,7 +12,9 @@ use evently_shared::telemetry;
 use evently_shared::tokens::TokenVerifier;
 use lambda_http::{Error, Request, service_fn};
 
-#[tokio::main]
+// Lambda sends one event at a time: a single-threaded runtime starts no worker threads
+// (BENCHMARKS.md, "Cold start").
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = config::Config::from_env()?;

@@ -12,7 +12,9 @@ use evently_shared::config::required;
 use evently_shared::telemetry;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
-#[tokio::main]
+// Lambda sends one event at a time: a single-threaded runtime starts no worker threads
+// (BENCHMARKS.md, "Cold start").
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let secret_id = required("JWT_KEY_SECRET_ID")?;

@@ -9,7 +9,9 @@ use evently_shared::aws::{SnsPublisher, lambda_sdk_config};
 use evently_shared::telemetry;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
-#[tokio::main]
+// Lambda sends one event at a time: a single-threaded runtime starts no worker threads
+// (BENCHMARKS.md, "Cold start").
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = config::Config::from_env()?;
