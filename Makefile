@@ -4,7 +4,7 @@ SHELL := /usr/bin/env bash
 .DEFAULT_GOAL := help
 
 VENV := .venv
-FUNCTIONS := $(patsubst functions/%/Cargo.toml,%,$(wildcard functions/*/Cargo.toml))
+FUNCTIONS := $(shell scripts/functions.sh)
 VENV_STAMP := $(VENV)/.installed
 NPM_STAMP := infra/node_modules/.package-lock.json
 

@@ -4,9 +4,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-# The function crates: the directories of functions/ with a Cargo.toml (the shared build script
-# and linker script live beside them).
-functions=$(for manifest in functions/*/Cargo.toml; do basename "$(dirname "$manifest")"; done)
+functions=$(scripts/functions.sh)
 # The fault-injection feature lets e2e/tests/faults.rs make a consumer panic on a marked
 # message; `make test` enables it too, so both share one compile. Release builds never do.
 cargo build --locked --features evently-shared/fault-injection $(printf -- '--bin %s ' $functions)

@@ -5,8 +5,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-for manifest in "$root"/functions/*/Cargo.toml; do
-  fn=$(basename "$(dirname "$manifest")")
+for fn in $("$root/scripts/functions.sh"); do
   mkdir -p "$work/assets/$fn"
   printf '#!/bin/sh\n' >"$work/assets/$fn/bootstrap"
 done
