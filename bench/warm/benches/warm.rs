@@ -18,6 +18,11 @@ use evently_shared::password::PasswordHasher;
 use evently_shared::tokens::TokenConfig;
 use evently_warm::{Recording, Replayer, Resources, Scenario, Wired, recordings_dir, sdk_config};
 
+// The same allocator as the functions whose handlers run here (their main.rs): the figures are
+// theirs only if the allocations cost what they cost there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const ENDPOINT: &str = "http://127.0.0.1:4566";
 
 fn on_static_replay(recording: &Recording, tokens: &TokenConfig) -> (Wired, StaticReplayClient) {

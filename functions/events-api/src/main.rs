@@ -12,6 +12,11 @@ use evently_shared::telemetry;
 use evently_shared::tokens::TokenVerifier;
 use lambda_http::{Error, Request, service_fn};
 
+// Under glibc malloc, allocation was a quarter of a warm request's CPU (the SDK allocates per
+// call and per attribute); mimalloc takes 25-50 % off (BENCHMARKS.md, "Allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 // Lambda sends one event at a time: a single-threaded runtime starts no worker threads
 // (BENCHMARKS.md, "Cold start").
 #[tokio::main(flavor = "current_thread")]
