@@ -14,7 +14,7 @@ use evently_shared::telemetry;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 // Under glibc malloc, allocation was a quarter of a warm request's CPU (the SDK allocates per
-// call and per attribute); mimalloc takes 25-50 % off (BENCHMARKS.md, "Allocator").
+// call and per attribute); mimalloc takes 7-26 % off (BENCHMARKS.md, "Allocator").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
