@@ -1,6 +1,7 @@
 //! The AWS adapters against the emulator over HTTP, using the tables the local stack deployed
 //! (so the schema under test is the one CDK declares) and a throwaway topic and queue.
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use evently_e2e::{Stack, sdk_config};
 use evently_shared::app::events::{ReadSource, list_events};
 use evently_shared::aws::{DynamoEventStore, DynamoReadModel, SnsPublisher};
@@ -9,8 +10,8 @@ use evently_shared::domain::{
 };
 use evently_shared::envelope::{CorrelationId, DomainEvent};
 use evently_shared::ports::{
-    Applied, Consistency, EventReader, EventStore, OutgoingMessage, PageRequest, Published,
-    Publisher, ReadModel, StoreError,
+    Applied, Consistency, EventReader, EventStore, EventView, OutgoingMessage, PageRequest,
+    Published, Publisher, ReadModel, StoreError,
 };
 
 fn new_event(visibility: Visibility, starts_in_seconds: i64) -> Event {
@@ -160,6 +161,156 @@ async fn listing_pages_through_the_index_in_start_order_and_hides_private_events
     assert_eq!(ids(&first.items), ids(&public[..2]));
     assert!(first.next.is_some());
     assert_eq!(second.items.first().map(|e| e.id), Some(public[2].id));
+}
+
+/// Three public events one second apart, far enough ahead that no other test's interleave.
+async fn three_projected(read_model: &DynamoReadModel) -> (Vec<Event>, Timestamp) {
+    let base = 86_400 * 3650 + (ulid::Ulid::generate().random() % 1_000_000) as i64 * 10;
+    let events: Vec<Event> = (0..3)
+        .map(|i| new_event(Visibility::Public, base + i))
+        .collect();
+    for event in &events {
+        read_model.apply(event).await.unwrap();
+    }
+    let after = events[0].starts_at.plus_seconds(-1);
+    (events, after)
+}
+
+fn as_json(views: &[EventView]) -> Vec<serde_json::Value> {
+    views
+        .iter()
+        .map(|view| serde_json::from_str(view.get()).unwrap())
+        .collect()
+}
+
+fn events_as_json(events: &[Event]) -> Vec<serde_json::Value> {
+    events
+        .iter()
+        .map(|event| serde_json::to_value(event).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn listed_views_are_the_events_json_and_page_like_the_events() {
+    let (_stack, _, read_model) = stores().await;
+    let (events, after) = three_projected(&read_model).await;
+    let page = |cursor| PageRequest {
+        after,
+        limit: 2,
+        cursor,
+    };
+
+    let first = read_model.list_upcoming_views(page(None)).await.unwrap();
+    let second = read_model
+        .list_upcoming_views(page(first.next))
+        .await
+        .unwrap();
+
+    let events_page = read_model.list_upcoming(page(None)).await.unwrap();
+    assert_eq!(as_json(&first.items), events_as_json(&events[..2]));
+    assert_eq!(first.next, events_page.next);
+    assert_eq!(as_json(&second.items)[0], events_as_json(&events[2..])[0]);
+}
+
+#[tokio::test]
+async fn listing_serves_the_stored_views_without_rendering_them_again() {
+    let (stack, _, read_model) = stores().await;
+    let (events, after) = three_projected(&read_model).await;
+    // A view that differs from what the attributes would render (still a valid event, for
+    // whoever else lists far enough ahead): only the stored one has this title.
+    let mut stored = events[0].clone();
+    stored.title = Title::parse("title", "The stored view").unwrap();
+    let marked = serde_json::to_string(&stored).unwrap();
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk_config().await);
+    dynamo
+        .update_item()
+        .table_name(stack.output("ReadModelTableName"))
+        .key("pk", AttributeValue::S(format!("EVENT#{}", events[0].id)))
+        .key("sk", AttributeValue::S("EVENT".to_owned()))
+        .update_expression("SET #view = :marked")
+        .expression_attribute_names("#view", "view")
+        .expression_attribute_values(":marked", AttributeValue::S(marked.clone()))
+        .send()
+        .await
+        .unwrap();
+    let page = PageRequest {
+        after,
+        limit: 1,
+        cursor: None,
+    };
+
+    let listed = read_model.list_upcoming_views(page).await.unwrap();
+
+    assert_eq!(listed.items[0].get(), marked);
+    // The cursor still comes from the item's own attributes.
+    assert_eq!(listed.next.map(|c| c.id), Some(events[0].id));
+}
+
+#[tokio::test]
+async fn items_without_a_current_view_are_listed_from_their_attributes_until_rewritten() {
+    let (stack, _, read_model) = stores().await;
+    let (events, after) = three_projected(&read_model).await;
+    // As an older release left them: the middle item has no view, the last an older format.
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk_config().await);
+    let table = stack.output("ReadModelTableName");
+    let key = |event: &Event| {
+        std::collections::HashMap::from([
+            (
+                "pk".to_owned(),
+                AttributeValue::S(format!("EVENT#{}", event.id)),
+            ),
+            ("sk".to_owned(), AttributeValue::S("EVENT".to_owned())),
+        ])
+    };
+    for (event, expression) in [
+        (&events[1], "REMOVE #view, view_format"),
+        (&events[2], "SET view_format = :older"),
+    ] {
+        let update = dynamo
+            .update_item()
+            .table_name(&table)
+            .set_key(Some(key(event)))
+            .update_expression(expression);
+        let update = if expression.contains("#view") {
+            update.expression_attribute_names("#view", "view")
+        } else {
+            update.expression_attribute_values(":older", AttributeValue::N("0".into()))
+        };
+        update.send().await.unwrap();
+    }
+    let page = PageRequest {
+        after,
+        limit: 3,
+        cursor: None,
+    };
+
+    let listed = read_model.list_upcoming_views(page).await.unwrap();
+    let replayed: Vec<Applied> =
+        futures::future::join_all(events[1..].iter().map(|event| read_model.apply(event)))
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+
+    assert_eq!(as_json(&listed.items), events_as_json(&events));
+    assert_eq!(replayed, [Applied::Changed, Applied::Changed]);
+    for event in &events[1..] {
+        let item = dynamo
+            .get_item()
+            .table_name(&table)
+            .set_key(Some(key(event)))
+            .send()
+            .await
+            .unwrap()
+            .item
+            .unwrap();
+        assert_eq!(
+            item.get("view_format"),
+            Some(&AttributeValue::N("1".into()))
+        );
+        let view: serde_json::Value = serde_json::from_str(item["view"].as_s().unwrap()).unwrap();
+        assert_eq!(view, serde_json::to_value(event).unwrap());
+    }
 }
 
 #[tokio::test]

@@ -29,6 +29,30 @@ pub struct Page<T> {
     pub next: Option<Cursor>,
 }
 
+impl Page<Event> {
+    /// Each event as its [`EventView`].
+    pub fn render(&self) -> Result<Page<EventView>, StoreError> {
+        Ok(Page {
+            items: self
+                .items
+                .iter()
+                .map(render_view)
+                .collect::<Result<_, _>>()?,
+            next: self.next,
+        })
+    }
+}
+
+/// One event as GET /events lists it: its JSON. A store that keeps it rendered (the read
+/// model, written once per change) lets a page be spliced together without building an
+/// [`Event`] per item: most of a listing's CPU went to parsing attributes into events and
+/// serialising them back (BENCHMARKS.md, "Warm CPU").
+pub type EventView = Box<serde_json::value::RawValue>;
+
+pub fn render_view(event: &Event) -> Result<EventView, StoreError> {
+    serde_json::value::to_raw_value(event).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Consistency {
     Eventual,
@@ -69,6 +93,12 @@ pub trait EventReader: Send + Sync {
 
     /// Upcoming public events in `starts_at` order (ties by id), through an index.
     async fn list_upcoming(&self, page: PageRequest) -> Result<Page<Event>, StoreError>;
+
+    /// The same page as [`Self::list_upcoming`], as views. Rendered here unless the store
+    /// keeps them rendered.
+    async fn list_upcoming_views(&self, page: PageRequest) -> Result<Page<EventView>, StoreError> {
+        self.list_upcoming(page).await?.render()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -155,6 +155,7 @@ where
             // Search has no fallback: only the read-model table holds its indexes.
             let found = events::search_events(&self.search, &self.read_model, &search, page)
                 .await
+                .and_then(|found| found.render())
                 .map_err(ApiError::internal)?;
             (found, ReadSource::ReadModel)
         };

@@ -2,7 +2,9 @@
 
 use crate::domain::{Event, EventDraft, EventId, Timestamp, UserId};
 use crate::envelope::{CorrelationId, DomainEvent, Envelope};
-use crate::ports::{Consistency, EventReader, EventStore, Page, PageRequest, StoreError};
+use crate::ports::{
+    Consistency, EventReader, EventStore, EventView, Page, PageRequest, StoreError,
+};
 
 /// The CloudEvents `source` of everything the events API emits.
 pub const SOURCE: &str = "/evently/events-api";
@@ -45,12 +47,12 @@ pub async fn list_events(
     read_model: &impl EventReader,
     primary: &impl EventReader,
     page: PageRequest,
-) -> Result<(Page<Event>, ReadSource), StoreError> {
-    match read_model.list_upcoming(page).await {
+) -> Result<(Page<EventView>, ReadSource), StoreError> {
+    match read_model.list_upcoming_views(page).await {
         Ok(found) => Ok((found, ReadSource::ReadModel)),
         Err(error) => {
             tracing::warn!(%error, "read model unavailable; listing from the events table");
-            let found = primary.list_upcoming(page).await?;
+            let found = primary.list_upcoming_views(page).await?;
             Ok((found, ReadSource::Primary))
         }
     }

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use crate::domain::{Event, EventId, Timestamp, UserId};
 use crate::envelope::Envelope;
 use crate::ports::{
-    Applied, Consistency, Cursor, EventReader, EventStore, Page, PageRequest, ReadModel, RsvpError,
-    RsvpOutcome, StoreError, UpdateError,
+    Applied, Consistency, Cursor, EventReader, EventStore, EventView, Page, PageRequest, ReadModel,
+    RsvpError, RsvpOutcome, StoreError, UpdateError, render_view,
 };
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
@@ -25,6 +25,14 @@ const LISTING_INDEX: &str = "upcoming";
 const LISTING_PARTITION: &str = "PUBLIC";
 /// Sorts after every ULID character, so `<instant>#~` is past every event at that instant.
 const AFTER_ALL_IDS: &str = "~";
+/// The read model keeps each event's list view rendered (`view`, JSON) beside its attributes;
+/// `view_format` says which rendering it is. Bump it whenever [`Event`]'s JSON changes shape:
+/// items of another format are then rendered from their attributes on read, and rewritten by
+/// the next envelope or `evently-admin rebuild-read-model` (the version guard lets an item of
+/// the same version but an older format be replaced).
+const VIEW: &str = "view";
+const VIEW_FORMAT: &str = "view_format";
+pub(crate) const CURRENT_VIEW_FORMAT: u32 = 1;
 /// How long an outbox item stays once written: long enough to replay the stream (24 h) twice.
 const OUTBOX_RETENTION_SECONDS: i64 = 2 * 24 * 60 * 60;
 
@@ -74,7 +82,16 @@ impl EventTable {
     }
 
     fn from_item(mut item: Item) -> Result<Event, StoreError> {
-        for key in ["pk", "sk", "entity", "list_pk", "list_sk", "attendees"] {
+        for key in [
+            "pk",
+            "sk",
+            "entity",
+            "list_pk",
+            "list_sk",
+            "attendees",
+            VIEW,
+            VIEW_FORMAT,
+        ] {
             item.remove(key);
         }
         serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
@@ -145,13 +162,33 @@ impl EventReader for EventTable {
     }
 
     async fn list_upcoming(&self, page: PageRequest) -> Result<Page<Event>, StoreError> {
+        let events = self
+            .query_listing(page, None)
+            .await?
+            .into_iter()
+            .map(Self::from_item)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(into_page(events, page.limit, |event| Cursor {
+            starts_at: event.starts_at,
+            id: event.id,
+        }))
+    }
+}
+
+impl EventTable {
+    /// The listing index from the page's start, one item more than the page (it tells whether
+    /// another page exists without an empty last page); only `projection`'s attributes if set.
+    async fn query_listing(
+        &self,
+        page: PageRequest,
+        projection: Option<&Projection>,
+    ) -> Result<Vec<Item>, StoreError> {
         let floor = listing_sort_key(page.after, AFTER_ALL_IDS);
         let from = match page.cursor {
             Some(cursor) => floor.max(listing_sort_key(cursor.starts_at, &cursor.id.to_string())),
             None => floor,
         };
-        // One extra item tells whether another page exists without an empty last page.
-        let output = self
+        let mut query = self
             .client
             .query()
             .table_name(&self.table)
@@ -159,27 +196,75 @@ impl EventReader for EventTable {
             .key_condition_expression("list_pk = :p AND list_sk > :from")
             .expression_attribute_values(":p", s(LISTING_PARTITION))
             .expression_attribute_values(":from", s(from))
-            .limit(i32::from(page.limit) + 1)
+            .limit(i32::from(page.limit) + 1);
+        if let Some(projection) = projection {
+            query = query.projection_expression(projection.expression);
+            for (placeholder, name) in projection.names {
+                query = query.expression_attribute_names(*placeholder, *name);
+            }
+        }
+        let output = query
             .send()
             .await
             .map_err(|e| StoreError::unavailable(e.into_service_error()))?;
-        let mut items = output
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(Self::from_item)
-            .collect::<Result<Vec<_>, _>>()?;
-        let next = if items.len() > usize::from(page.limit) {
-            items.truncate(usize::from(page.limit));
-            items.last().map(|last| Cursor {
-                starts_at: last.starts_at,
-                id: last.id,
-            })
-        } else {
-            None
-        };
-        Ok(Page { items, next })
+        Ok(output.items.unwrap_or_default())
     }
+}
+
+/// A `ProjectionExpression` and the attribute names its placeholders stand for.
+struct Projection {
+    expression: &'static str,
+    names: &'static [(&'static str, &'static str)],
+}
+
+/// What a listed view needs: the view, its format, and the cursor's parts.
+const LISTED_VIEW: Projection = Projection {
+    expression: "#view, #format, #id, #starts_at",
+    names: &[
+        ("#view", VIEW),
+        ("#format", VIEW_FORMAT),
+        ("#id", "id"),
+        ("#starts_at", "starts_at"),
+    ],
+};
+
+#[derive(Deserialize)]
+struct ListedView {
+    id: EventId,
+    starts_at: Timestamp,
+    view: Option<String>,
+    view_format: Option<u32>,
+}
+
+impl ListedView {
+    /// The item's cursor and view, or `None` if it has no view of the current format.
+    fn parse(item: Item) -> Result<Option<(Cursor, EventView)>, StoreError> {
+        let listed: ListedView =
+            serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let cursor = Cursor {
+            starts_at: listed.starts_at,
+            id: listed.id,
+        };
+        match (listed.view, listed.view_format) {
+            (Some(view), Some(CURRENT_VIEW_FORMAT)) => {
+                let view = serde_json::value::RawValue::from_string(view)
+                    .map_err(|e| StoreError::Corrupt(format!("event {}: view: {e}", cursor.id)))?;
+                Ok(Some((cursor, view)))
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+/// `items` (one more than `limit` if another page follows) as a page.
+fn into_page<T>(mut items: Vec<T>, limit: u16, cursor_of: impl Fn(&T) -> Cursor) -> Page<T> {
+    let next = if items.len() > usize::from(limit) {
+        items.truncate(usize::from(limit));
+        items.last().map(cursor_of)
+    } else {
+        None
+    };
+    Page { items, next }
 }
 
 /// An outbox item as the stream hands it to the relay.
@@ -651,6 +736,17 @@ impl DynamoReadModel {
             table: EventTable::new(client, table),
         }
     }
+
+    /// The event's attributes plus its rendered view.
+    fn to_item(event: &Event) -> Result<Item, StoreError> {
+        let mut item = EventTable::to_item(event)?;
+        item.insert(VIEW.into(), s(render_view(event)?.get()));
+        item.insert(
+            VIEW_FORMAT.into(),
+            AttributeValue::N(CURRENT_VIEW_FORMAT.to_string()),
+        );
+        Ok(item)
+    }
 }
 
 #[async_trait]
@@ -670,6 +766,28 @@ impl EventReader for DynamoReadModel {
     async fn list_upcoming(&self, page: PageRequest) -> Result<Page<Event>, StoreError> {
         self.table.list_upcoming(page).await
     }
+
+    async fn list_upcoming_views(&self, page: PageRequest) -> Result<Page<EventView>, StoreError> {
+        let items = self.table.query_listing(page, Some(&LISTED_VIEW)).await?;
+        let mut views = Vec::with_capacity(items.len());
+        for item in items {
+            match ListedView::parse(item)? {
+                Some(listed) => views.push(listed),
+                None => {
+                    tracing::warn!(
+                        "read-model items without a current view; rendering the page from their \
+                         attributes (evently-admin rebuild-read-model rewrites them)"
+                    );
+                    return self.table.list_upcoming(page).await?.render();
+                }
+            }
+        }
+        let page = into_page(views, page.limit, |(cursor, _)| *cursor);
+        Ok(Page {
+            items: page.items.into_iter().map(|(_, view)| view).collect(),
+            next: page.next,
+        })
+    }
 }
 
 #[async_trait]
@@ -680,9 +798,15 @@ impl ReadModel for DynamoReadModel {
             .client
             .put_item()
             .table_name(&self.table.table)
-            .set_item(Some(EventTable::to_item(event)?))
-            .condition_expression("attribute_not_exists(pk) OR version < :v")
+            .set_item(Some(Self::to_item(event)?))
+            // An item of the same version but an older view format is rewritten, so a rebuild
+            // (or a redelivery) brings the views up to date.
+            .condition_expression(
+                "attribute_not_exists(pk) OR version < :v \
+                 OR (version = :v AND (attribute_not_exists(view_format) OR view_format < :f))",
+            )
             .expression_attribute_values(":v", AttributeValue::N(event.version.to_string()))
+            .expression_attribute_values(":f", AttributeValue::N(CURRENT_VIEW_FORMAT.to_string()))
             .send()
             .await;
         match result {
@@ -696,5 +820,73 @@ impl ReadModel for DynamoReadModel {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture_event() -> Event {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../events-fixtures/envelope-event-created.json"
+        );
+        let envelope: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        serde_json::from_value(envelope["data"].clone()).unwrap()
+    }
+
+    #[test]
+    fn the_view_format_names_the_fields_its_views_were_rendered_with() {
+        let view: serde_json::Value =
+            serde_json::from_str(render_view(&fixture_event()).unwrap().get()).unwrap();
+
+        let mut fields: Vec<&str> = view
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        fields.sort_unstable();
+
+        // If this fails, the event's JSON changed shape: stored views are now out of date.
+        // Bump CURRENT_VIEW_FORMAT and update the list.
+        assert_eq!(
+            (CURRENT_VIEW_FORMAT, fields),
+            (
+                1,
+                vec![
+                    "capacity",
+                    "created_at",
+                    "description",
+                    "ends_at",
+                    "id",
+                    "organizer_id",
+                    "starts_at",
+                    "status",
+                    "tags",
+                    "title",
+                    "venue",
+                    "version",
+                    "visibility",
+                ]
+            )
+        );
+    }
+
+    #[test]
+    fn a_page_has_a_next_cursor_only_when_the_extra_item_came_back() {
+        let event = fixture_event();
+        let cursor = |e: &Event| Cursor {
+            starts_at: e.starts_at,
+            id: e.id,
+        };
+
+        let full = into_page(vec![event.clone(), event.clone(), event.clone()], 2, cursor);
+        let last = into_page(vec![event.clone(), event.clone()], 2, cursor);
+
+        assert_eq!((full.items.len(), full.next), (2, Some(cursor(&event))));
+        assert_eq!((last.items.len(), last.next), (2, None));
     }
 }
