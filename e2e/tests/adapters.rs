@@ -213,7 +213,7 @@ async fn listed_views_are_the_events_json_and_page_like_the_events() {
 }
 
 #[tokio::test]
-async fn listing_serves_the_stored_views_without_rendering_them_again() {
+async fn listing_and_reading_serve_the_stored_views_without_rendering_them_again() {
     let (stack, _, read_model) = stores().await;
     let (events, after) = three_projected(&read_model).await;
     // A view that differs from what the attributes would render (still a valid event, for
@@ -240,8 +240,22 @@ async fn listing_serves_the_stored_views_without_rendering_them_again() {
     };
 
     let listed = read_model.list_upcoming_views(page).await.unwrap();
+    let read = read_model
+        .get_view(&events[0].id, Consistency::Eventual)
+        .await
+        .unwrap()
+        .unwrap();
 
     assert_eq!(listed.items[0].get(), marked);
+    assert_eq!(read.view.get(), marked);
+    assert_eq!(
+        (read.version, read.visibility, read.organizer_id),
+        (
+            events[0].version,
+            events[0].visibility,
+            events[0].organizer_id.clone()
+        )
+    );
     // The cursor still comes from the item's own attributes.
     assert_eq!(listed.next.map(|c| c.id), Some(events[0].id));
 }
@@ -285,6 +299,11 @@ async fn items_without_a_current_view_are_listed_from_their_attributes_until_rew
     };
 
     let listed = read_model.list_upcoming_views(page).await.unwrap();
+    let read = read_model
+        .get_view(&events[1].id, Consistency::Eventual)
+        .await
+        .unwrap()
+        .unwrap();
     let replayed: Vec<Applied> =
         futures::future::join_all(events[1..].iter().map(|event| read_model.apply(event)))
             .await
@@ -293,6 +312,7 @@ async fn items_without_a_current_view_are_listed_from_their_attributes_until_rew
             .collect();
 
     assert_eq!(as_json(&listed.items), events_as_json(&events));
+    assert_eq!(as_json(&[read.view]), events_as_json(&events[1..2]));
     assert_eq!(replayed, [Applied::Changed, Applied::Changed]);
     for event in &events[1..] {
         let item = dynamo

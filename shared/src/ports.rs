@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 
-use crate::domain::{Event, EventId, Timestamp, UserId};
+use crate::domain::{Event, EventId, Timestamp, UserId, Visibility};
 use crate::envelope::Envelope;
 
 /// Where in the `starts_at` order a page ends; the next page starts after it.
@@ -49,6 +49,31 @@ impl Page<Event> {
 /// serialising them back (BENCHMARKS.md, "Warm CPU").
 pub type EventView = Box<serde_json::value::RawValue>;
 
+/// One event as GET /events/{id} serves it: its view, and what its ETag and the decision
+/// of who may see it need.
+#[derive(Debug)]
+pub struct ViewedEvent {
+    pub view: EventView,
+    pub version: u64,
+    pub visibility: Visibility,
+    pub organizer_id: UserId,
+}
+
+impl ViewedEvent {
+    pub fn of(event: &Event) -> Result<Self, StoreError> {
+        Ok(Self {
+            view: render_view(event)?,
+            version: event.version,
+            visibility: event.visibility,
+            organizer_id: event.organizer_id.clone(),
+        })
+    }
+
+    pub fn is_visible_to(&self, viewer: Option<&UserId>) -> bool {
+        self.visibility.lets_see(&self.organizer_id, viewer)
+    }
+}
+
 pub fn render_view(event: &Event) -> Result<EventView, StoreError> {
     serde_json::value::to_raw_value(event).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
@@ -93,6 +118,20 @@ pub trait EventReader: Send + Sync {
 
     /// Upcoming public events in `starts_at` order (ties by id), through an index.
     async fn list_upcoming(&self, page: PageRequest) -> Result<Page<Event>, StoreError>;
+
+    /// [`Self::get`] as the view GET /events/{id} serves. Rendered here unless the store keeps
+    /// it rendered.
+    async fn get_view(
+        &self,
+        id: &EventId,
+        consistency: Consistency,
+    ) -> Result<Option<ViewedEvent>, StoreError> {
+        self.get(id, consistency)
+            .await?
+            .as_ref()
+            .map(ViewedEvent::of)
+            .transpose()
+    }
 
     /// The same page as [`Self::list_upcoming`], as views. Rendered here unless the store
     /// keeps them rendered.

@@ -2,8 +2,8 @@
 
 use evently_shared::app::events::{self, ChangeError, ReadSource};
 use evently_shared::domain::{
-    Capacity, Description, Event, EventDraft, EventId, EventPatch, FieldError, FieldErrors,
-    Schedule, SearchQuery, Tag, Tags, Timestamp, Title, UserId, Venue, Visibility,
+    Capacity, Description, EventDraft, EventId, EventPatch, FieldError, FieldErrors, Schedule,
+    SearchQuery, Tag, Tags, Timestamp, Title, UserId, Venue, Visibility,
 };
 use evently_shared::http::{
     ApiError, Body, JsonObject, KeyScope, QueryParams, Recorded, Request, Response,
@@ -120,7 +120,7 @@ where
                 metrics::name::EVENTS_CREATED,
                 Some(ctx.correlation_id.as_str()),
             );
-            let mut response = with_etag(ctx.json(StatusCode::CREATED, &event), &event);
+            let mut response = with_etag(ctx.json(StatusCode::CREATED, &event), event.version);
             if let Ok(location) = HeaderValue::from_str(&format!("/events/{}", event.id)) {
                 response.headers_mut().insert(header::LOCATION, location);
             }
@@ -186,8 +186,8 @@ where
         .map_err(ApiError::internal)?;
         let (event, source) = found.ok_or(ApiError::NotFound)?;
         Ok(with_etag(
-            with_source(ctx.json(StatusCode::OK, &event), source),
-            &event,
+            with_source(ctx.json(StatusCode::OK, &event.view), source),
+            event.version,
         ))
     }
 
@@ -219,7 +219,7 @@ where
         )
         .await
         .map_err(change_error)?;
-        Ok(with_etag(ctx.json(StatusCode::OK, &event), &event))
+        Ok(with_etag(ctx.json(StatusCode::OK, &event), event.version))
     }
 
     async fn cancel(
@@ -241,7 +241,7 @@ where
         )
         .await
         .map_err(change_error)?;
-        Ok(with_etag(ctx.json(StatusCode::OK, &event), &event))
+        Ok(with_etag(ctx.json(StatusCode::OK, &event), event.version))
     }
 
     async fn rsvp(
@@ -472,8 +472,8 @@ fn change_error(error: ChangeError) -> ApiError {
 }
 
 /// The strong validator of an event's representation: its version.
-fn with_etag(mut response: Response<Body>, event: &Event) -> Response<Body> {
-    if let Ok(value) = HeaderValue::from_str(&format!("\"{}\"", event.version)) {
+fn with_etag(mut response: Response<Body>, version: u64) -> Response<Body> {
+    if let Ok(value) = HeaderValue::from_str(&format!("\"{version}\"")) {
         response.headers_mut().insert(header::ETAG, value);
     }
     response

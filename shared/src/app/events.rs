@@ -3,7 +3,7 @@
 use crate::domain::{Event, EventDraft, EventId, Timestamp, UserId};
 use crate::envelope::{CorrelationId, DomainEvent, Envelope};
 use crate::ports::{
-    Consistency, EventReader, EventStore, EventView, Page, PageRequest, StoreError,
+    Consistency, EventReader, EventStore, EventView, Page, PageRequest, StoreError, ViewedEvent,
 };
 
 /// The CloudEvents `source` of everything the events API emits.
@@ -66,24 +66,24 @@ pub async fn get_event(
     id: &EventId,
     consistency: Consistency,
     viewer: Option<&UserId>,
-) -> Result<Option<(Event, ReadSource)>, StoreError> {
+) -> Result<Option<(ViewedEvent, ReadSource)>, StoreError> {
     let found = match consistency {
         Consistency::Strong => primary
-            .get(id, Consistency::Strong)
+            .get_view(id, Consistency::Strong)
             .await?
             .map(|e| (e, ReadSource::Primary)),
-        Consistency::Eventual => match read_model.get(id, Consistency::Eventual).await {
+        Consistency::Eventual => match read_model.get_view(id, Consistency::Eventual).await {
             Ok(Some(event)) => Some((event, ReadSource::ReadModel)),
             // Not projected yet (the relay runs behind the write), or the read model is down:
             // the events table has the answer either way.
             Ok(None) => primary
-                .get(id, Consistency::Eventual)
+                .get_view(id, Consistency::Eventual)
                 .await?
                 .map(|e| (e, ReadSource::Primary)),
             Err(error) => {
                 tracing::warn!(%error, "read model unavailable; reading the events table");
                 primary
-                    .get(id, Consistency::Eventual)
+                    .get_view(id, Consistency::Eventual)
                     .await?
                     .map(|e| (e, ReadSource::Primary))
             }

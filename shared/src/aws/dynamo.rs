@@ -8,11 +8,11 @@ use aws_sdk_dynamodb::types::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Event, EventId, Timestamp, UserId};
+use crate::domain::{Event, EventId, Timestamp, UserId, Visibility};
 use crate::envelope::Envelope;
 use crate::ports::{
     Applied, Consistency, Cursor, EventReader, EventStore, EventView, Page, PageRequest, ReadModel,
-    RsvpError, RsvpOutcome, StoreError, UpdateError, render_view,
+    RsvpError, RsvpOutcome, StoreError, UpdateError, ViewedEvent, render_view,
 };
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
@@ -198,10 +198,9 @@ impl EventTable {
             .expression_attribute_values(":from", s(from))
             .limit(i32::from(page.limit) + 1);
         if let Some(projection) = projection {
-            query = query.projection_expression(projection.expression);
-            for (placeholder, name) in projection.names {
-                query = query.expression_attribute_names(*placeholder, *name);
-            }
+            query = query
+                .projection_expression(projection.expression)
+                .set_expression_attribute_names(Some(projection.names()));
         }
         let output = query
             .send()
@@ -215,6 +214,60 @@ impl EventTable {
 struct Projection {
     expression: &'static str,
     names: &'static [(&'static str, &'static str)],
+}
+
+impl Projection {
+    fn names(&self) -> HashMap<String, String> {
+        self.names
+            .iter()
+            .map(|(placeholder, name)| ((*placeholder).to_owned(), (*name).to_owned()))
+            .collect()
+    }
+}
+
+/// What GET /events/{id} needs: the view, its format, and what the ETag and the visibility
+/// check read.
+const VIEWED: Projection = Projection {
+    expression: "#view, #format, #version, #visibility, #organizer",
+    names: &[
+        ("#view", VIEW),
+        ("#format", VIEW_FORMAT),
+        ("#version", "version"),
+        ("#visibility", "visibility"),
+        ("#organizer", "organizer_id"),
+    ],
+};
+
+#[derive(Deserialize)]
+struct ViewedItem {
+    view: Option<String>,
+    view_format: Option<u32>,
+    version: u64,
+    visibility: Visibility,
+    organizer_id: UserId,
+}
+
+impl ViewedItem {
+    /// The item as a viewed event, or `None` if it has no view of the current format.
+    fn parse(item: Item) -> Result<Option<ViewedEvent>, StoreError> {
+        let viewed: ViewedItem =
+            serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let (Some(view), Some(CURRENT_VIEW_FORMAT)) = (viewed.view, viewed.view_format) else {
+            return Ok(None);
+        };
+        Ok(Some(ViewedEvent {
+            view: stored_view(view)?,
+            version: viewed.version,
+            visibility: viewed.visibility,
+            organizer_id: viewed.organizer_id,
+        }))
+    }
+}
+
+/// A stored view, checked to be JSON before it is spliced into a response.
+fn stored_view(view: String) -> Result<EventView, StoreError> {
+    serde_json::value::RawValue::from_string(view)
+        .map_err(|e| StoreError::Corrupt(format!("stored view: {e}")))
 }
 
 /// What a listed view needs: the view, its format, and the cursor's parts.
@@ -246,11 +299,7 @@ impl ListedView {
             id: listed.id,
         };
         match (listed.view, listed.view_format) {
-            (Some(view), Some(CURRENT_VIEW_FORMAT)) => {
-                let view = serde_json::value::RawValue::from_string(view)
-                    .map_err(|e| StoreError::Corrupt(format!("event {}: view: {e}", cursor.id)))?;
-                Ok(Some((cursor, view)))
-            }
+            (Some(view), Some(CURRENT_VIEW_FORMAT)) => Ok(Some((cursor, stored_view(view)?))),
             _ => Ok(None),
         }
     }
@@ -765,6 +814,44 @@ impl EventReader for DynamoReadModel {
 
     async fn list_upcoming(&self, page: PageRequest) -> Result<Page<Event>, StoreError> {
         self.table.list_upcoming(page).await
+    }
+
+    async fn get_view(
+        &self,
+        id: &EventId,
+        consistency: Consistency,
+    ) -> Result<Option<ViewedEvent>, StoreError> {
+        let output = self
+            .table
+            .client
+            .get_item()
+            .table_name(&self.table.table)
+            .set_key(Some(EventTable::key(id)))
+            .consistent_read(consistency == Consistency::Strong)
+            .projection_expression(VIEWED.expression)
+            .set_expression_attribute_names(Some(VIEWED.names()))
+            .send()
+            .await
+            .map_err(|e| StoreError::unavailable(e.into_service_error()))?;
+        let Some(item) = output.item else {
+            return Ok(None);
+        };
+        match ViewedItem::parse(item)? {
+            Some(viewed) => Ok(Some(viewed)),
+            None => {
+                tracing::warn!(
+                    event_id = %id,
+                    "read-model item without a current view; rendering it from its attributes \
+                     (evently-admin rebuild-read-model rewrites it)"
+                );
+                self.table
+                    .get(id, consistency)
+                    .await?
+                    .as_ref()
+                    .map(ViewedEvent::of)
+                    .transpose()
+            }
+        }
     }
 
     async fn list_upcoming_views(&self, page: PageRequest) -> Result<Page<EventView>, StoreError> {

@@ -208,6 +208,16 @@ pub enum Visibility {
 }
 
 impl Visibility {
+    /// Whether `viewer` may see an event of `organizer` with this visibility.
+    pub fn lets_see(self, organizer: &UserId, viewer: Option<&UserId>) -> bool {
+        match self {
+            Visibility::Public => true,
+            Visibility::Private => viewer == Some(organizer),
+        }
+    }
+}
+
+impl Visibility {
     pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
         match raw {
             "public" => Ok(Self::Public),
@@ -436,10 +446,7 @@ impl Event {
     /// Whether `viewer` may see this event at all. Private events are the organizer's alone;
     /// everyone else gets the same answer as for an id that does not exist.
     pub fn is_visible_to(&self, viewer: Option<&UserId>) -> bool {
-        match self.visibility {
-            Visibility::Public => true,
-            Visibility::Private => viewer == Some(&self.organizer_id),
-        }
+        self.visibility.lets_see(&self.organizer_id, viewer)
     }
 
     /// Listed in GET /events (and its indexes): public and not cancelled.
