@@ -215,9 +215,7 @@ impl Visibility {
             Visibility::Private => viewer == Some(organizer),
         }
     }
-}
 
-impl Visibility {
     pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
         match raw {
             "public" => Ok(Self::Public),
