@@ -32,7 +32,7 @@ const AFTER_ALL_IDS: &str = "~";
 /// the same version but an older format be replaced).
 const VIEW: &str = "view";
 const VIEW_FORMAT: &str = "view_format";
-pub(crate) const CURRENT_VIEW_FORMAT: u32 = 1;
+const CURRENT_VIEW_FORMAT: u32 = 1;
 /// How long an outbox item stays once written: long enough to replay the stream (24 h) twice.
 const OUTBOX_RETENTION_SECONDS: i64 = 2 * 24 * 60 * 60;
 
@@ -110,16 +110,10 @@ impl EventReader for EventTable {
         id: &EventId,
         consistency: Consistency,
     ) -> Result<Option<Event>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(id)))
-            .consistent_read(consistency == Consistency::Strong)
-            .send()
-            .await
-            .map_err(|e| StoreError::unavailable(e.into_service_error()))?;
-        output.item.map(Self::from_item).transpose()
+        self.get_item(id, consistency, None)
+            .await?
+            .map(Self::from_item)
+            .transpose()
     }
 
     async fn get_many(&self, ids: &[EventId]) -> Result<Vec<Event>, StoreError> {
@@ -176,6 +170,31 @@ impl EventReader for EventTable {
 }
 
 impl EventTable {
+    /// The event's item, or only `projection`'s attributes of it if set.
+    async fn get_item(
+        &self,
+        id: &EventId,
+        consistency: Consistency,
+        projection: Option<&Projection>,
+    ) -> Result<Option<Item>, StoreError> {
+        let mut request = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(id)))
+            .consistent_read(consistency == Consistency::Strong);
+        if let Some(projection) = projection {
+            request = request
+                .projection_expression(projection.expression)
+                .set_expression_attribute_names(Some(projection.names()));
+        }
+        let output = request
+            .send()
+            .await
+            .map_err(|e| StoreError::unavailable(e.into_service_error()))?;
+        Ok(output.item)
+    }
+
     /// The listing index from the page's start, one item more than the page (it tells whether
     /// another page exists without an empty last page); only `projection`'s attributes if set.
     async fn query_listing(
@@ -821,19 +840,7 @@ impl EventReader for DynamoReadModel {
         id: &EventId,
         consistency: Consistency,
     ) -> Result<Option<ViewedEvent>, StoreError> {
-        let output = self
-            .table
-            .client
-            .get_item()
-            .table_name(&self.table.table)
-            .set_key(Some(EventTable::key(id)))
-            .consistent_read(consistency == Consistency::Strong)
-            .projection_expression(VIEWED.expression)
-            .set_expression_attribute_names(Some(VIEWED.names()))
-            .send()
-            .await
-            .map_err(|e| StoreError::unavailable(e.into_service_error()))?;
-        let Some(item) = output.item else {
+        let Some(item) = self.table.get_item(id, consistency, Some(&VIEWED)).await? else {
             return Ok(None);
         };
         match ViewedItem::parse(item)? {
