@@ -6,9 +6,11 @@
 //! name), carries the correlation id of the request or message it belongs to as a plain
 //! property, and, on a function's first record after a cold start, `ColdStart = 1`.
 
+use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
 
 pub const NAMESPACE: &str = "Evently";
 
@@ -52,45 +54,102 @@ fn service() -> &'static str {
     })
 }
 
-/// The EMF document for `values` at `timestamp_ms`. Pure, so it can be checked.
+/// The EMF document for `values` at `timestamp_ms`, as one JSON line. Pure, so it can be
+/// checked. Serialized straight from the borrowed values: a record is written on every request
+/// and message, and building a `serde_json::Value` tree first cost about a tenth of a warm
+/// GET /events/{id} (BENCHMARKS.md, "Where the time goes").
 pub fn document(
     service: &str,
     values: &[(&str, Unit, f64)],
     correlation_id: Option<&str>,
     cold_start: bool,
     timestamp_ms: i64,
-) -> Value {
-    let mut definitions: Vec<Value> = values
-        .iter()
-        .map(|(name, unit, _)| json!({ "Name": name, "Unit": unit.as_str() }))
-        .collect();
-    let mut root = Map::new();
-    for (name, _, value) in values {
-        root.insert((*name).to_owned(), json!(value));
-    }
-    if cold_start {
-        definitions.push(json!({ "Name": name::COLD_START, "Unit": "Count" }));
-        root.insert(name::COLD_START.to_owned(), json!(1));
-    }
-    root.insert(
-        "_aws".to_owned(),
-        json!({
-            "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [{
-                "Namespace": NAMESPACE,
-                "Dimensions": [["service"]],
-                "Metrics": definitions,
-            }],
-        }),
-    );
-    root.insert("service".to_owned(), json!(service));
-    if let Some(id) = correlation_id {
-        root.insert("correlation_id".to_owned(), json!(id));
-    }
-    Value::Object(root)
+) -> String {
+    let record = Record {
+        service,
+        values,
+        correlation_id,
+        cold_start,
+        timestamp_ms,
+    };
+    let mut line = serde_json::to_string(&record).expect("an EMF record serializes");
+    line.push('\n');
+    line
 }
 
-/// Writes one EMF record to stdout (where Lambda sends it to CloudWatch Logs).
+struct Record<'a> {
+    service: &'a str,
+    values: &'a [(&'a str, Unit, f64)],
+    correlation_id: Option<&'a str>,
+    cold_start: bool,
+    timestamp_ms: i64,
+}
+
+impl Serialize for Record<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut root = serializer.serialize_map(None)?;
+        for (name, _, value) in self.values {
+            root.serialize_entry(name, value)?;
+        }
+        if self.cold_start {
+            root.serialize_entry(name::COLD_START, &1)?;
+        }
+        root.serialize_entry("_aws", &Metadata(self))?;
+        root.serialize_entry("service", self.service)?;
+        if let Some(id) = self.correlation_id {
+            root.serialize_entry("correlation_id", id)?;
+        }
+        root.end()
+    }
+}
+
+/// `_aws`: which root members are metrics, in which namespace, under which dimension.
+struct Metadata<'a>(&'a Record<'a>);
+
+impl Serialize for Metadata<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut aws = serializer.serialize_map(Some(2))?;
+        aws.serialize_entry("Timestamp", &self.0.timestamp_ms)?;
+        aws.serialize_entry("CloudWatchMetrics", &[Directive(self.0)])?;
+        aws.end()
+    }
+}
+
+struct Directive<'a>(&'a Record<'a>);
+
+impl Serialize for Directive<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut directive = serializer.serialize_map(Some(3))?;
+        directive.serialize_entry("Namespace", NAMESPACE)?;
+        directive.serialize_entry("Dimensions", &[["service"]])?;
+        directive.serialize_entry("Metrics", &Definitions(self.0))?;
+        directive.end()
+    }
+}
+
+struct Definitions<'a>(&'a Record<'a>);
+
+impl Serialize for Definitions<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let cold = self.0.cold_start.then_some((name::COLD_START, Unit::Count));
+        let definitions = self.0.values.iter().map(|(name, unit, _)| (*name, *unit));
+        serializer.collect_seq(definitions.chain(cold).map(|(name, unit)| Definition {
+            name,
+            unit: unit.as_str(),
+        }))
+    }
+}
+
+#[derive(Serialize)]
+struct Definition<'a> {
+    #[serde(rename = "Name")]
+    name: &'a str,
+    #[serde(rename = "Unit")]
+    unit: &'static str,
+}
+
+/// Writes one EMF record to stdout (where Lambda sends it to CloudWatch Logs), in one write so
+/// lines from concurrent tasks never interleave.
 pub fn record(values: &[(&str, Unit, f64)], correlation_id: Option<&str>) {
     let cold_start = COLD.swap(false, Ordering::Relaxed);
     let line = document(
@@ -100,7 +159,8 @@ pub fn record(values: &[(&str, Unit, f64)], correlation_id: Option<&str>) {
         cold_start,
         chrono::Utc::now().timestamp_millis(),
     );
-    println!("{line}");
+    // A closed stdout must not fail the request the metric describes.
+    let _ = std::io::stdout().lock().write_all(line.as_bytes());
 }
 
 /// One counter, counted once.
@@ -110,11 +170,19 @@ pub fn count(name: &str, correlation_id: Option<&str>) {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{Value, json};
+
     use super::*;
+
+    fn parsed(line: String) -> Value {
+        assert!(line.ends_with('\n'), "one line: {line:?}");
+        assert_eq!(line.matches('\n').count(), 1, "one line: {line:?}");
+        serde_json::from_str(&line).expect("JSON")
+    }
 
     #[test]
     fn a_record_declares_every_value_it_carries_under_the_service_dimension() {
-        let doc = document(
+        let doc = parsed(document(
             "Evently-events-api",
             &[
                 (name::REQUESTS, Unit::Count, 1.0),
@@ -123,7 +191,7 @@ mod tests {
             Some("corr-1"),
             false,
             1_800_000_000_000,
-        );
+        ));
 
         let declared = &doc["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(declared["Namespace"], "Evently");
@@ -145,7 +213,13 @@ mod tests {
 
     #[test]
     fn the_cold_start_record_says_so() {
-        let doc = document("f", &[(name::REQUESTS, Unit::Count, 1.0)], None, true, 0);
+        let doc = parsed(document(
+            "f",
+            &[(name::REQUESTS, Unit::Count, 1.0)],
+            None,
+            true,
+            0,
+        ));
 
         assert_eq!(doc["ColdStart"], 1);
         assert!(
