@@ -229,7 +229,10 @@ async fn listing_and_reading_serve_the_stored_views_without_rendering_them_again
         .key("sk", AttributeValue::S("EVENT".to_owned()))
         .update_expression("SET #view = :marked")
         .expression_attribute_names("#view", "view")
-        .expression_attribute_values(":marked", AttributeValue::S(marked.clone()))
+        .expression_attribute_values(
+            ":marked",
+            AttributeValue::B(marked.clone().into_bytes().into()),
+        )
         .send()
         .await
         .unwrap();
@@ -328,7 +331,8 @@ async fn items_without_a_current_view_are_listed_from_their_attributes_until_rew
             item.get("view_format"),
             Some(&AttributeValue::N("1".into()))
         );
-        let view: serde_json::Value = serde_json::from_str(item["view"].as_s().unwrap()).unwrap();
+        let view: serde_json::Value =
+            serde_json::from_slice(item["view"].as_b().unwrap().as_ref()).unwrap();
         assert_eq!(view, serde_json::to_value(event).unwrap());
     }
 }
