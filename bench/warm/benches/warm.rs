@@ -2,14 +2,19 @@
 //! event from its fixture and runs the handler; the SDK's HTTP layer answers from the
 //! scenario's recording.
 //!
-//! Two groups: `warm` keeps one SDK client and its adapters across iterations, as a warm
+//! Three groups: `warm` keeps one SDK client and its adapters across iterations, as a warm
 //! Lambda instance does (the recorded responses replayed in a loop); `fresh-client` builds a
 //! new client on a `StaticReplayClient` for every iteration (outside the timing), so each call
-//! is that client's first, which is what the first event after a cold start pays. Before
+//! is that client's first, which is what the first event after a cold start pays; `sdk-alone`
+//! sends the recorded DynamoDB request of each GET through the same SDK client with no handler
+//! around it, the floor no change to our code can go below. Before
 //! timing, one run on a `StaticReplayClient` must succeed and send exactly the recorded
 //! operations, so a stale recording fails loudly instead of timing an error path.
 
+use std::collections::HashMap;
+
 use aws_sdk_dynamodb::config::SharedHttpClient;
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_http_client::test_util::StaticReplayClient;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use evently_shared::domain::{Password, UserId};
@@ -17,6 +22,7 @@ use evently_shared::fakes::test_keys;
 use evently_shared::password::PasswordHasher;
 use evently_shared::tokens::TokenConfig;
 use evently_warm::{Recording, Replayer, Resources, Scenario, Wired, recordings_dir, sdk_config};
+use serde_json::Value;
 
 // The same allocator as the functions whose handlers run here (their main.rs): the figures are
 // theirs only if the allocations cost what they cost there.
@@ -93,6 +99,91 @@ fn handlers(c: &mut Criterion) {
     fresh.finish();
 }
 
+/// The recorded request's string attributes (`TableName`, `Key`, ...), to send it again.
+struct Sent(Value);
+
+impl Sent {
+    fn of(recording: &Recording) -> Self {
+        let [call] = recording.calls.as_slice() else {
+            panic!("one call to replay, not {}", recording.len());
+        };
+        Self(serde_json::from_str(&call.request_body).expect("a JSON request body"))
+    }
+
+    fn str(&self, name: &str) -> &str {
+        self.0[name]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name} in the request"))
+    }
+
+    fn names(&self) -> HashMap<String, String> {
+        serde_json::from_value(self.0["ExpressionAttributeNames"].clone()).expect("names")
+    }
+
+    fn strings(&self, name: &str) -> HashMap<String, AttributeValue> {
+        let map: HashMap<String, HashMap<String, String>> =
+            serde_json::from_value(self.0[name].clone()).expect("string attributes");
+        map.into_iter()
+            .map(|(key, value)| (key, AttributeValue::S(value["S"].clone())))
+            .collect()
+    }
+}
+
+/// GET /events/{id}'s GetItem and GET /events' Query, each alone: the same request (rebuilt
+/// from the recording) on the same client set-up, answered from the same recorded response.
+fn sdk_alone(c: &mut Criterion) {
+    let runtime = runtime();
+    let load = |scenario: Scenario| {
+        let path = recordings_dir().join(format!("{}.json", scenario.name()));
+        Recording::load(&path).unwrap_or_else(|e| panic!("{e} (make record-warm)"))
+    };
+    let client = |recording: &Recording| {
+        let http = SharedHttpClient::new(Replayer::new(recording));
+        aws_sdk_dynamodb::Client::new(&sdk_config(http, ENDPOINT))
+    };
+    let mut group = c.benchmark_group("sdk-alone");
+
+    let recording = load(Scenario::GetEvent);
+    let (sent, dynamo) = (Sent::of(&recording), client(&recording));
+    // Built once and cloned per call, as the adapters build theirs per call from constants.
+    let (key, names) = (sent.strings("Key"), sent.names());
+    group.bench_function("dynamodb-get-item", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let output = dynamo
+                .get_item()
+                .table_name(sent.str("TableName"))
+                .set_key(Some(key.clone()))
+                .consistent_read(false)
+                .projection_expression(sent.str("ProjectionExpression"))
+                .set_expression_attribute_names(Some(names.clone()))
+                .send()
+                .await;
+            assert!(output.expect("the recorded answer").item.is_some());
+        })
+    });
+
+    let recording = load(Scenario::GetEvents);
+    let (sent, dynamo) = (Sent::of(&recording), client(&recording));
+    let (values, names) = (sent.strings("ExpressionAttributeValues"), sent.names());
+    group.bench_function("dynamodb-query", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let output = dynamo
+                .query()
+                .table_name(sent.str("TableName"))
+                .index_name(sent.str("IndexName"))
+                .key_condition_expression(sent.str("KeyConditionExpression"))
+                .set_expression_attribute_values(Some(values.clone()))
+                .limit(sent.0["Limit"].as_i64().expect("Limit") as i32)
+                .projection_expression(sent.str("ProjectionExpression"))
+                .set_expression_attribute_names(Some(names.clone()))
+                .send()
+                .await;
+            assert!(!output.expect("the recorded answer").items().is_empty());
+        })
+    });
+    group.finish();
+}
+
 /// Login's one CPU-bound step, for sizing auth-api's memory (BENCHMARKS.md): Argon2id at the
 /// OWASP parameters (19 MiB, 2 passes, 1 lane) on one core.
 fn password(c: &mut Criterion) {
@@ -111,5 +202,5 @@ fn password(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, handlers, password);
+criterion_group!(benches, handlers, sdk_alone, password);
 criterion_main!(benches);
