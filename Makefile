@@ -72,7 +72,12 @@ startup-path: ## Re-trace what each function runs before its first `next` into f
 
 .PHONY: bench-warm
 bench-warm: ## Warm CPU per request and per message (criterion; SDK HTTP replayed from bench/warm/recorded)
-	cargo bench --locked -p evently-warm --bench warm -- $${BENCH_FILTER:-}
+	@# stdout, where the handlers' metric lines go, is a file: a pipe's reader would add its
+	@# wake-up to every request (BENCHMARKS.md, "Where stdout goes").
+	touch target/bench-warm.started
+	cargo bench --locked -p evently-warm --bench warm -- $${BENCH_FILTER:-} > target/bench-warm.log \
+	|| { tail -40 target/bench-warm.log; exit 1; }
+	python3 scripts/bench-summary.py target/bench-warm.started
 
 .PHONY: record-warm
 record-warm: ## Re-record the SDK traffic the warm benchmarks replay (needs `make up`)
