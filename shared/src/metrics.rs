@@ -57,7 +57,7 @@ fn service() -> &'static str {
 /// The EMF document for `values` at `timestamp_ms`, as one JSON line. Pure, so it can be
 /// checked. Serialized straight from the borrowed values: a record is written on every request
 /// and message, and building a `serde_json::Value` tree first cost about a tenth of a warm
-/// GET /events/{id} (BENCHMARKS.md, "Where the time goes").
+/// GET /events/{id} (BENCHMARKS.md, "What changed in this round").
 pub fn document(
     service: &str,
     values: &[(&str, Unit, f64)],
