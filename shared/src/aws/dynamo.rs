@@ -26,14 +26,16 @@ const LISTING_INDEX: &str = "upcoming";
 const LISTING_PARTITION: &str = "PUBLIC";
 /// Sorts after every ULID character, so `<instant>#~` is past every event at that instant.
 const AFTER_ALL_IDS: &str = "~";
-/// The read model keeps each event's list view rendered (`view`, JSON as UTF-8 bytes) beside
-/// its attributes; `view_format` says which rendering it is. Binary, not a string: the SDK
-/// decodes a binary's base64 in bulk, where a string's escaped quotes are unescaped byte by byte
-/// (an eighth of a warm GET /events), and DynamoDB sizes a binary by its bytes, not its base64.
-/// Views stored as strings (the first release of format 1) are still served. Bump it whenever [`Event`]'s JSON changes shape:
+/// The read model keeps each event's list view rendered (`view`) beside its attributes;
+/// `view_format` says which rendering it is. Bump it whenever [`Event`]'s JSON changes shape:
 /// items of another format are then rendered from their attributes on read, and rewritten by
 /// the next envelope or `evently-admin rebuild-read-model` (the version guard lets an item of
 /// the same version but an older format be replaced).
+///
+/// The view is stored as binary (the JSON's UTF-8 bytes), not as a string: the SDK decodes a
+/// binary's base64 in bulk, where a string's escaped quotes are unescaped byte by byte (an
+/// eighth of a warm GET /events), and DynamoDB sizes a binary by its bytes, not its base64.
+/// Views stored as strings (by the first release of format 1) are still served.
 const VIEW: &str = "view";
 const VIEW_FORMAT: &str = "view_format";
 const CURRENT_VIEW_FORMAT: u32 = 1;
