@@ -259,7 +259,7 @@ async fn listing_and_reading_serve_the_stored_views_without_rendering_them_again
             events[0].organizer_id.clone()
         )
     );
-    // The cursor still comes from the item's own attributes.
+    // The cursor comes from the last view, which names the same event.
     assert_eq!(listed.next.map(|c| c.id), Some(events[0].id));
 }
 

@@ -878,12 +878,8 @@ impl EventReader for DynamoReadModel {
                     "read-model item without a current view; rendering it from its attributes \
                      (evently-admin rebuild-read-model rewrites it)"
                 );
-                self.table
-                    .get(id, consistency)
-                    .await?
-                    .as_ref()
-                    .map(ViewedEvent::of)
-                    .transpose()
+                // The events-table layout keeps no views: its reader renders them.
+                self.table.get_view(id, consistency).await
             }
         }
     }
@@ -899,7 +895,7 @@ impl EventReader for DynamoReadModel {
                         "read-model items without a current view; rendering the page from their \
                          attributes (evently-admin rebuild-read-model rewrites them)"
                     );
-                    return self.table.list_upcoming(page).await?.render();
+                    return self.table.list_upcoming_views(page).await;
                 }
             }
         }
