@@ -52,6 +52,19 @@ fn text_symbols(binary: &Path) -> Result<Vec<(u64, u64, String)>, String> {
     Ok(symbols)
 }
 
+/// Whether `binary` has the `.text.startup_path` section of `linker_script`.
+fn is_packed(binary: &Path) -> Result<bool, String> {
+    let output = Command::new("readelf")
+        .args(["--section-headers", "--wide"])
+        .arg(binary)
+        .output()
+        .map_err(|e| format!("readelf: {e}"))?;
+    if !output.status.success() {
+        return Err(format!("readelf could not read {}", binary.display()));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).contains(" .text.startup_path "))
+}
+
 /// The functions of `object` that ran, from a callgrind profile written with
 /// `--demangle=no`: named ones as they are, the others (`0x...`) as addresses.
 fn executed(profile: &str, object: &str) -> (BTreeSet<String>, BTreeSet<u64>) {
@@ -146,6 +159,13 @@ pub fn trace(
         .canonicalize()
         .map_err(|e| format!("{}: {e}", binary.display()))?;
     let name = binary.file_name().unwrap_or_default().to_string_lossy();
+    if is_packed(&binary)? {
+        return Err(format!(
+            "{} was linked with the start-up path packed, which callgrind cannot attribute: \
+             rebuild it with EVENTLY_NO_STARTUP_PATH=1 (`--build` does)",
+            binary.display()
+        ));
+    }
     let profile_path = out_dir.join(format!("{name}.callgrind"));
     let (address, next) = crate::runtime_api();
     let mut valgrind = Command::new("valgrind");
