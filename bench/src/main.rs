@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::mpsc;
@@ -112,6 +112,85 @@ fn runtime_api() -> (String, mpsc::Receiver<Instant>) {
         }
     });
     (address, rx)
+}
+
+/// Answers Secrets Manager's `GetSecretValue` on 127.0.0.1 with `answer` (the JSON body),
+/// at once: the extra `auth-api` row measures the function's own initialisation, its real
+/// SDK call over HTTP included, without the time the emulator (or, on AWS, the network and
+/// the service) takes to answer. Any other operation gets a 400.
+fn secrets_manager_stub(answer: String) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+    let address = format!("http://{}", listener.local_addr().expect("its address"));
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            // One request per start; the connection stays open until the function is killed,
+            // as a service's would.
+            if answer_one(&stream, &answer).is_ok() {
+                held.push(stream);
+            }
+        }
+    });
+    address
+}
+
+fn answer_one(stream: &TcpStream, answer: &str) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let (mut length, mut target) = (0, String::new());
+    loop {
+        line.clear();
+        if reader.read_line(&mut line)? == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            match name.to_ascii_lowercase().as_str() {
+                "content-length" => length = value.trim().parse().unwrap_or(0),
+                "x-amz-target" => target = value.trim().to_owned(),
+                _ => {}
+            }
+        }
+    }
+    std::io::Read::read_exact(&mut reader, &mut vec![0; length])?;
+    let (status, body) = if target == "secretsmanager.GetSecretValue" {
+        ("200 OK", answer)
+    } else {
+        (
+            "400 Bad Request",
+            r#"{"__type":"UnknownOperationException"}"#,
+        )
+    };
+    let mut stream = stream;
+    write!(
+        stream,
+        "HTTP/1.1 {status}\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// The `GetSecretValue` answer for `secret_id`, as the service sent it, for the stub.
+async fn get_secret_value_answer(secret_id: &str) -> Result<String, String> {
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let output = aws_sdk_secretsmanager::Client::new(&sdk)
+        .get_secret_value()
+        .secret_id(secret_id)
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "{secret_id}: {}",
+                aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+            )
+        })?;
+    Ok(serde_json::json!({
+        "ARN": output.arn(),
+        "Name": output.name(),
+        "VersionId": output.version_id(),
+        "SecretString": output.secret_string(),
+        "VersionStages": output.version_stages(),
+    })
+    .to_string())
 }
 
 /// A `/proc/<pid>/status` figure in KiB (`VmHWM`, `RssAnon`), 0 if unreadable.
@@ -218,7 +297,7 @@ async fn environment_of(
 /// The functions are built together, as `make build-arm64` builds them for AWS; the floor is
 /// built alone, so that it stays a minimal hello-world instead of taking on the features the
 /// functions enable in shared crates (tokio, hyper, serde), which made it 0.6 MiB larger.
-/// Builds `packages`; `packed: false` links them without `functions/startup-path.ld`.
+/// `packed: false` links them without `functions/startup-path.ld`.
 fn cargo_build(profile: &str, packages: &[&str], packed: bool) -> Result<(), String> {
     let mut cargo = Command::new("cargo");
     cargo.args(["build", "--profile", profile, "--locked"]);
@@ -287,38 +366,75 @@ async fn cold_start(runs: usize, profile: &str, build: bool, stack: &str) -> Res
     for function in std::iter::once(FLOOR).chain(FUNCTIONS) {
         let binary = bin_dir.join(function);
         let environment = environment_of(&lambda, stack, function).await?;
-        // One start to warm the page cache, not counted.
-        start_once(&binary, &environment)?;
-        let mut starts = Vec::with_capacity(runs);
-        for _ in 0..runs {
-            starts.push(start_once(&binary, &environment)?);
+        let measured = measure(&binary, &environment, runs)?;
+        let floor = *floor.get_or_insert((measured.p50, measured.rss_p50));
+        print_row(function, &measured, floor, &binary);
+        if let Some(secret_id) = environment
+            .get(KEY_SECRET_VARIABLE)
+            .filter(|_| READS_KEY_RING_AT_INIT.contains(&function))
+        {
+            let stub = secrets_manager_stub(get_secret_value_answer(secret_id).await?);
+            let mut environment = environment.clone();
+            environment.insert("AWS_ENDPOINT_URL".into(), stub);
+            let measured = measure(&binary, &environment, runs)?;
+            print_row(&format!("{function}*"), &measured, floor, &binary);
         }
-        let millis = sorted(starts.iter().map(|s| s.millis));
-        let (p50, p99, max) = (
-            percentile(&millis, 50.0),
-            percentile(&millis, 99.0),
-            millis[millis.len() - 1],
-        );
-        let mib = |kib: u64| kib as f64 / 1024.0;
-        let rss_p50 = percentile(&sorted(starts.iter().map(|s| mib(s.peak_rss_kib))), 50.0);
-        let anon_p50 = percentile(&sorted(starts.iter().map(|s| mib(s.anon_kib))), 50.0);
-        let (time_ratio, rss_ratio) = match floor {
-            None => {
-                floor = Some((p50, rss_p50));
-                (1.0, 1.0)
-            }
-            Some((floor_p50, floor_rss)) => (p50 / floor_p50, rss_p50 / floor_rss),
-        };
-        // Most of the RSS is the binary's own pages (the kernel maps file pages around each
-        // fault), so its size is printed beside it.
-        let binary_mib = std::fs::metadata(&binary)
-            .map(|m| m.len() as f64 / 1_048_576.0)
-            .unwrap_or(0.0);
-        println!(
-            "{function:<20} {p50:>8.2} {p99:>8.2} {max:>8.2} {rss_p50:>6.1} MiB {time_ratio:>8.2}x {rss_ratio:>8.2}x {anon_p50:>6.1} MiB {binary_mib:>6.1} MiB",
-        );
     }
+    println!(
+        "* the key ring's GetSecretValue answered at once by the harness: the function's own \
+         init (its SDK call over HTTP included), without the service's time to answer"
+    );
     Ok(())
+}
+
+/// The functions that read the key ring at init (jwt-keys has the variable too, but reads the
+/// secret only when it rotates the key), and the variable naming the secret.
+const READS_KEY_RING_AT_INIT: [&str; 1] = ["auth-api"];
+const KEY_SECRET_VARIABLE: &str = "JWT_KEY_SECRET_ID";
+
+/// The figures of one function's starts.
+struct Measured {
+    p50: f64,
+    p99: f64,
+    max: f64,
+    rss_p50: f64,
+    anon_p50: f64,
+}
+
+fn measure(
+    binary: &Path,
+    environment: &HashMap<String, String>,
+    runs: usize,
+) -> Result<Measured, String> {
+    // One start to warm the page cache, not counted.
+    start_once(binary, environment)?;
+    let mut starts = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        starts.push(start_once(binary, environment)?);
+    }
+    let millis = sorted(starts.iter().map(|s| s.millis));
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    Ok(Measured {
+        p50: percentile(&millis, 50.0),
+        p99: percentile(&millis, 99.0),
+        max: millis[millis.len() - 1],
+        rss_p50: percentile(&sorted(starts.iter().map(|s| mib(s.peak_rss_kib))), 50.0),
+        anon_p50: percentile(&sorted(starts.iter().map(|s| mib(s.anon_kib))), 50.0),
+    })
+}
+
+/// One table row; `floor` is the floor's (p50 ms, peak RSS MiB).
+fn print_row(label: &str, m: &Measured, floor: (f64, f64), binary: &Path) {
+    let (time_ratio, rss_ratio) = (m.p50 / floor.0, m.rss_p50 / floor.1);
+    // Most of the RSS is the binary's own pages (the kernel maps file pages around each
+    // fault), so its size is printed beside it.
+    let binary_mib = std::fs::metadata(binary)
+        .map(|meta| meta.len() as f64 / 1_048_576.0)
+        .unwrap_or(0.0);
+    println!(
+        "{label:<20} {:>8.2} {:>8.2} {:>8.2} {:>6.1} MiB {time_ratio:>8.2}x {rss_ratio:>8.2}x {:>6.1} MiB {binary_mib:>6.1} MiB",
+        m.p50, m.p99, m.max, m.rss_p50, m.anon_p50,
+    );
 }
 
 #[tokio::main]
