@@ -455,11 +455,11 @@ mod accounts {
         DynamoIdempotency, DynamoLoginThrottle, DynamoUserStore, MAX_FAILED_LOGINS,
         SecretsManagerVault, SesMailer,
     };
-    use evently_shared::domain::{DisplayName, Email, Timestamp, User};
+    use evently_shared::domain::{DisplayName, Email, Timestamp, User, UserId};
     use evently_shared::envelope::{CorrelationId, DomainEvent};
     use evently_shared::ports::{
-        Begun, Claim, Completed, Idempotency, KeyVault, LoginGate, LoginThrottle, Mail, Mailer,
-        SignUpError, UserStore,
+        Begun, Claim, Completed, Follows, Idempotency, KeyVault, LoginGate, LoginThrottle, Mail,
+        MailSettings, Mailer, Preferences, SignUpError, UserStore,
     };
 
     fn unique(prefix: &str) -> String {
@@ -518,6 +518,38 @@ mod accounts {
             None,
             "nothing of the loser was written"
         );
+    }
+
+    #[tokio::test]
+    async fn mail_settings_read_the_preference_and_the_unsubscribe_token_together() {
+        let stack = Stack::load().await;
+        let dynamo = aws_sdk_dynamodb::Client::new(&sdk_config().await);
+        let store = DynamoUserStore::new(
+            dynamo,
+            stack.output("UsersTableName"),
+            stack.output("EventsTableName"),
+        );
+        let user = UserId::parse("id", &unique("adapter-user")).unwrap();
+        let before = store.mail_settings(&user).await.unwrap();
+
+        let token = store.unsubscribe_token(&user).await.unwrap();
+        let made = store.mail_settings(&user).await.unwrap();
+        assert!(store.unsubscribe(&token).await.unwrap());
+        let after = store.mail_settings(&user).await.unwrap();
+
+        assert_eq!(before, MailSettings::default(), "mail on, no token yet");
+        assert_eq!(made.unsubscribe_token.as_deref(), Some(token.as_str()));
+        assert!(made.preferences.notifications);
+        assert_eq!(
+            after,
+            MailSettings {
+                preferences: Preferences {
+                    notifications: false
+                },
+                unsubscribe_token: Some(token.clone()),
+            }
+        );
+        assert_eq!(store.unsubscribe_token(&user).await.unwrap(), token, "kept");
     }
 
     #[tokio::test]

@@ -1,7 +1,7 @@
 //! In-memory port implementations and test keys, for unit tests of pure logic only.
 //! Everything that talks to AWS is tested against the emulator instead.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -411,6 +411,8 @@ fn page_of<T>(items: Vec<T>, resume: Option<String>, limit: u16) -> (Vec<T>, Opt
 pub struct InMemoryUsers {
     follows: Mutex<Vec<(crate::ports::FollowTarget, crate::domain::User)>>,
     preferences: Mutex<BTreeMap<String, crate::ports::Preferences>>,
+    /// Users whose unsubscribe token has been made (it is `token-<user id>`).
+    tokens: Mutex<BTreeSet<String>>,
     users: Mutex<BTreeMap<String, (crate::domain::User, String)>>,
     failures: Mutex<BTreeMap<String, (i64, i64)>>,
     outbox: Mutex<Vec<Envelope>>,
@@ -797,6 +799,21 @@ impl crate::ports::Follows for InMemoryUsers {
             .unwrap_or_default())
     }
 
+    async fn mail_settings(
+        &self,
+        user: &crate::domain::UserId,
+    ) -> Result<crate::ports::MailSettings, StoreError> {
+        Ok(crate::ports::MailSettings {
+            preferences: self.preferences(user).await?,
+            unsubscribe_token: self
+                .tokens
+                .lock()
+                .unwrap()
+                .contains(user.as_str())
+                .then(|| format!("token-{user}")),
+        })
+    }
+
     async fn set_preferences(
         &self,
         user: &crate::domain::UserId,
@@ -810,6 +827,7 @@ impl crate::ports::Follows for InMemoryUsers {
     }
 
     async fn unsubscribe_token(&self, user: &crate::domain::UserId) -> Result<String, StoreError> {
+        self.tokens.lock().unwrap().insert(user.as_str().to_owned());
         Ok(format!("token-{user}"))
     }
 

@@ -535,6 +535,14 @@ impl Default for Preferences {
     }
 }
 
+/// What mailing one user takes, read at once: whether they want mail, and their unsubscribe
+/// token if it has been made (by their first mail).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MailSettings {
+    pub preferences: Preferences,
+    pub unsubscribe_token: Option<String>,
+}
+
 /// One page of a recipient list, and where the next page starts.
 pub type RecipientPage = (Vec<Recipient>, Option<String>);
 
@@ -555,6 +563,9 @@ pub trait Follows: Send + Sync {
         limit: u16,
     ) -> Result<RecipientPage, StoreError>;
     async fn preferences(&self, user: &UserId) -> Result<Preferences, StoreError>;
+    /// The preferences and the unsubscribe token in one read: a mail to each follower costs
+    /// one read fewer than asking for them apart.
+    async fn mail_settings(&self, user: &UserId) -> Result<MailSettings, StoreError>;
     async fn set_preferences(
         &self,
         user: &UserId,

@@ -196,12 +196,12 @@ impl<E: EventStore, F: Follows, M: Mailer, I: Idempotency> Notifier<E, F, M, I> 
         recipient: &Recipient,
         lease: Timestamp,
     ) -> Result<bool, MessageError> {
-        let preferences = self
+        let settings = self
             .follows
-            .preferences(&recipient.user_id)
+            .mail_settings(&recipient.user_id)
             .await
             .map_err(retry)?;
-        if !preferences.notifications {
+        if !settings.preferences.notifications {
             return Ok(false);
         }
         let key = format!("{}#{}#{}", recipient.user_id, event.id, event.version);
@@ -221,12 +221,17 @@ impl<E: EventStore, F: Follows, M: Mailer, I: Idempotency> Notifier<E, F, M, I> 
             }
             Begun::Started => {}
         }
-        let token = match self.follows.unsubscribe_token(&recipient.user_id).await {
-            Ok(token) => token,
-            Err(error) => {
-                self.idempotency.release(claim).await.map_err(retry)?;
-                return Err(retry(error));
-            }
+        // Read with the preferences; a recipient's first mail makes it, once claimed, so that
+        // nobody who is never mailed gets one.
+        let token = match settings.unsubscribe_token {
+            Some(token) => token,
+            None => match self.follows.unsubscribe_token(&recipient.user_id).await {
+                Ok(token) => token,
+                Err(error) => {
+                    self.idempotency.release(claim).await.map_err(retry)?;
+                    return Err(retry(error));
+                }
+            },
         };
         let link = format!("{}?token={token}", self.unsubscribe_url);
         let mail = compose(reason, event, recipient.email.as_str(), &link);
@@ -418,6 +423,58 @@ mod tests {
                 .contains("https://api.example.com/unsubscribe?token=")
         );
         assert!(mail.html.contains("Rust &lt;night&gt;"));
+    }
+
+    #[tokio::test]
+    async fn a_follower_gets_an_unsubscribe_token_with_their_first_mail_and_keeps_it() {
+        let app = app();
+        let organizer = user(&app, "org").await;
+        let (follower, muted) = (user(&app, "fan").await, user(&app, "muted").await);
+        for who in [&follower, &muted] {
+            app.follows
+                .follow(who, &FollowTarget::Organizer(organizer.id.clone()))
+                .await
+                .unwrap();
+        }
+        app.follows
+            .set_preferences(
+                &muted.id,
+                Preferences {
+                    notifications: false,
+                },
+            )
+            .await
+            .unwrap();
+        let follows = &app.follows;
+        let token = |user: &User| {
+            let id = user.id.clone();
+            async move { follows.mail_settings(&id).await.unwrap().unsubscribe_token }
+        };
+        assert_eq!(token(&follower).await, None);
+
+        for tags in [["rust"], ["lambda"]] {
+            let event = meetup(&app, &organizer, &tags).await;
+            let created = DomainEvent::EventCreated(event).into_envelope(
+                "/t",
+                CorrelationId::generate(),
+                Timestamp::now(),
+            );
+            let response = app
+                .handle_batch(batch(&created), far_deadline())
+                .await
+                .unwrap();
+            assert!(response.batch_item_failures.is_empty());
+        }
+
+        let made = token(&follower).await.expect("made by the first mail");
+        let links: Vec<bool> = app
+            .mailer
+            .sent()
+            .iter()
+            .map(|mail| mail.text.contains(&format!("?token={made}")))
+            .collect();
+        assert_eq!(links, [true, true]);
+        assert_eq!(token(&muted).await, None, "nobody unmailed gets a token");
     }
 
     #[tokio::test]

@@ -8,8 +8,8 @@ use super::dynamo::{Item, condition_failures, next_resume, outbox_put, put_new, 
 use crate::domain::{Email, Timestamp, User, UserId};
 use crate::envelope::Envelope;
 use crate::ports::{
-    Credentials, FollowTarget, Follows, LoginGate, LoginThrottle, Preferences, Recipient,
-    RecipientPage, SignUpError, StoreError, UserStore,
+    Credentials, FollowTarget, Follows, LoginGate, LoginThrottle, MailSettings, Preferences,
+    Recipient, RecipientPage, SignUpError, StoreError, UserStore,
 };
 
 /// How long failed logins are remembered, and how many lock the account for the rest of it.
@@ -367,14 +367,22 @@ impl Follows for DynamoUserStore {
     }
 
     async fn preferences(&self, user: &UserId) -> Result<Preferences, StoreError> {
+        Ok(self.mail_settings(user).await?.preferences)
+    }
+
+    async fn mail_settings(&self, user: &UserId) -> Result<MailSettings, StoreError> {
         let item = self.get(preferences_key(user)).await?;
-        Ok(Preferences {
-            notifications: item
-                .as_ref()
-                .and_then(|i| i.get("notifications"))
-                .and_then(|v| v.as_bool().ok())
-                .copied()
-                .unwrap_or(true),
+        let attribute = |name: &str| item.as_ref().and_then(|i| i.get(name));
+        Ok(MailSettings {
+            preferences: Preferences {
+                notifications: attribute("notifications")
+                    .and_then(|v| v.as_bool().ok())
+                    .copied()
+                    .unwrap_or(true),
+            },
+            unsubscribe_token: attribute("unsubscribe_token")
+                .and_then(|v| v.as_s().ok())
+                .cloned(),
         })
     }
 
@@ -396,11 +404,7 @@ impl Follows for DynamoUserStore {
     }
 
     async fn unsubscribe_token(&self, user: &UserId) -> Result<String, StoreError> {
-        if let Some(token) = self
-            .get(preferences_key(user))
-            .await?
-            .and_then(|item| item.get("unsubscribe_token")?.as_s().ok().cloned())
-        {
+        if let Some(token) = self.mail_settings(user).await?.unsubscribe_token {
             return Ok(token);
         }
         // Two racing first mails may both make a token; the conditional write keeps one, and
@@ -434,9 +438,9 @@ impl Follows for DynamoUserStore {
                 if !error.is_conditional_check_failed_exception() {
                     return Err(StoreError::unavailable(error));
                 }
-                self.get(preferences_key(user))
+                self.mail_settings(user)
                     .await?
-                    .and_then(|item| item.get("unsubscribe_token")?.as_s().ok().cloned())
+                    .unsubscribe_token
                     .ok_or_else(|| StoreError::Corrupt("unsubscribe token vanished".into()))
             }
         }
