@@ -48,9 +48,13 @@ start() {
   # MINISTACK_HOST=localhost: with 127.0.0.1 the API Gateway Host header becomes
   # <id>.execute-api.127.0.0.1:4566, which lambda_http rejects. AWS_ENDPOINT_URL is handed
   # to the function subprocesses, which is how they reach the emulator.
+  # TMPDIR: the emulator unpacks every function's code zip it runs into a temporary directory
+  # and keeps it (one per distinct zip: ~1 GB per deploy of the debug builds); kept in .local/
+  # it goes with `stop` instead of filling the machine's /tmp over many deploys.
+  mkdir -p "$state/ministack-tmp"
   BIND_HOST=127.0.0.1 GATEWAY_PORT=4566 MINISTACK_HOST=localhost \
     AWS_ENDPOINT_URL=http://127.0.0.1:4566 AWS_DEFAULT_REGION=us-east-1 \
-    PERSIST_STATE=1 STATE_DIR="$state/ministack-state" \
+    PERSIST_STATE=1 STATE_DIR="$state/ministack-state" TMPDIR="$state/ministack-tmp" \
     nohup "$root/.venv/bin/ministack" >"$log" 2>&1 &
   echo $! >"$pidfile"
   for _ in $(seq 1 100); do
@@ -73,6 +77,8 @@ stop() {
     echo "emulator stopped (pid $pid)"
   fi
   rm -f "$pidfile"
+  # Unpacked function code only: the next start unpacks again what it runs.
+  rm -rf "$state/ministack-tmp"
 }
 
 case "${1:-}" in
