@@ -469,19 +469,22 @@ mod accounts {
         )
     }
 
+    async fn user_store() -> DynamoUserStore {
+        let stack = Stack::load().await;
+        DynamoUserStore::new(
+            aws_sdk_dynamodb::Client::new(&sdk_config().await),
+            stack.output("UsersTableName"),
+            stack.output("EventsTableName"),
+        )
+    }
+
     fn email() -> Email {
         Email::parse("email", &format!("{}@example.com", unique("adapter"))).unwrap()
     }
 
     #[tokio::test]
     async fn the_user_store_claims_each_email_once_atomically() {
-        let stack = Stack::load().await;
-        let dynamo = aws_sdk_dynamodb::Client::new(&sdk_config().await);
-        let store = DynamoUserStore::new(
-            dynamo,
-            stack.output("UsersTableName"),
-            stack.output("EventsTableName"),
-        );
+        let store = user_store().await;
         let address = email();
         let user = |email: &Email| {
             User::create(
@@ -522,13 +525,7 @@ mod accounts {
 
     #[tokio::test]
     async fn mail_settings_read_the_preference_and_the_unsubscribe_token_together() {
-        let stack = Stack::load().await;
-        let dynamo = aws_sdk_dynamodb::Client::new(&sdk_config().await);
-        let store = DynamoUserStore::new(
-            dynamo,
-            stack.output("UsersTableName"),
-            stack.output("EventsTableName"),
-        );
+        let store = user_store().await;
         let user = UserId::parse("id", &unique("adapter-user")).unwrap();
         let before = store.mail_settings(&user).await.unwrap();
 

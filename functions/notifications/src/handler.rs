@@ -347,6 +347,18 @@ mod tests {
         }
     }
 
+    async fn mute(app: &App, user: &User) {
+        app.follows
+            .set_preferences(
+                &user.id,
+                Preferences {
+                    notifications: false,
+                },
+            )
+            .await
+            .unwrap();
+    }
+
     fn batch(envelope: &Envelope) -> SqsEvent {
         serde_json::from_value(
             json!({ "Records": [{ "messageId": "m1", "body": envelope.to_json() }] }),
@@ -392,15 +404,7 @@ mod tests {
             .follow(&muted, &FollowTarget::Tag(Tag::parse("t", "rust").unwrap()))
             .await
             .unwrap();
-        app.follows
-            .set_preferences(
-                &muted.id,
-                Preferences {
-                    notifications: false,
-                },
-            )
-            .await
-            .unwrap();
+        mute(&app, &muted).await;
         let event = meetup(&app, &organizer, &["rust"]).await;
         let created = DomainEvent::EventCreated(event).into_envelope(
             "/t",
@@ -436,15 +440,7 @@ mod tests {
                 .await
                 .unwrap();
         }
-        app.follows
-            .set_preferences(
-                &muted.id,
-                Preferences {
-                    notifications: false,
-                },
-            )
-            .await
-            .unwrap();
+        mute(&app, &muted).await;
         let follows = &app.follows;
         let token = |user: &User| {
             let id = user.id.clone();
