@@ -362,13 +362,16 @@ async fn cold_start(runs: usize, profile: &str, build: bool, stack: &str) -> Res
         "{:<20} {:>8} {:>8} {:>8} {:>10} {:>9} {:>9} {:>10} {:>10}",
         "function", "p50 ms", "p99 ms", "max ms", "peak RSS", "x floor", "RSS x", "anon", "binary"
     );
-    let mut floor: Option<(f64, f64)> = None;
-    for function in std::iter::once(FLOOR).chain(FUNCTIONS) {
+    let floor_binary = bin_dir.join(FLOOR);
+    let floor_environment = environment_of(&lambda, stack, FLOOR).await?;
+    let floor = (floor_binary.as_path(), &floor_environment);
+    let measured = measure(&floor_binary, &floor_environment, runs)?;
+    print_row(FLOOR, &measured, &measured, &floor_binary);
+    for function in FUNCTIONS {
         let binary = bin_dir.join(function);
         let environment = environment_of(&lambda, stack, function).await?;
-        let measured = measure(&binary, &environment, runs)?;
-        let floor = *floor.get_or_insert((measured.p50, measured.rss_p50));
-        print_row(function, &measured, floor, &binary);
+        let (measured, beside) = measure_beside(&binary, &environment, runs, floor)?;
+        print_row(function, &measured, &beside, &binary);
         if let Some(secret_id) = environment
             .get(KEY_SECRET_VARIABLE)
             .filter(|_| READS_KEY_RING_AT_INIT.contains(&function))
@@ -376,10 +379,14 @@ async fn cold_start(runs: usize, profile: &str, build: bool, stack: &str) -> Res
             let stub = secrets_manager_stub(get_secret_value_answer(secret_id).await?);
             let mut environment = environment.clone();
             environment.insert("AWS_ENDPOINT_URL".into(), stub);
-            let measured = measure(&binary, &environment, runs)?;
-            print_row(&format!("{function}*"), &measured, floor, &binary);
+            let (measured, beside) = measure_beside(&binary, &environment, runs, floor)?;
+            print_row(&format!("{function}*"), &measured, &beside, &binary);
         }
     }
+    println!(
+        "x floor, RSS x: against the floor started alternately with the function, start for \
+         start, so that both see the same moments of the machine"
+    );
     println!(
         "* the key ring's GetSecretValue answered at once by the harness: the function's own \
          init (its SDK call over HTTP included), without the service's time to answer"
@@ -401,31 +408,61 @@ struct Measured {
     anon_p50: f64,
 }
 
+/// `runs` starts of `binary`, after one uncounted start to warm the page cache.
 fn measure(
     binary: &Path,
     environment: &HashMap<String, String>,
     runs: usize,
 ) -> Result<Measured, String> {
-    // One start to warm the page cache, not counted.
+    Ok(figures(&starts(binary, environment, runs, None)?.0))
+}
+
+/// [`measure`], with as many starts of the `floor` (binary, environment) alternating with
+/// them; the second figures are the floor's.
+fn measure_beside(
+    binary: &Path,
+    environment: &HashMap<String, String>,
+    runs: usize,
+    floor: (&Path, &HashMap<String, String>),
+) -> Result<(Measured, Measured), String> {
+    let (starts, floor_starts) = starts(binary, environment, runs, Some(floor))?;
+    Ok((figures(&starts), figures(&floor_starts)))
+}
+
+type Starts = (Vec<Start>, Vec<Start>);
+
+fn starts(
+    binary: &Path,
+    environment: &HashMap<String, String>,
+    runs: usize,
+    floor: Option<(&Path, &HashMap<String, String>)>,
+) -> Result<Starts, String> {
     start_once(binary, environment)?;
-    let mut starts = Vec::with_capacity(runs);
+    let (mut starts, mut floor_starts) = (Vec::with_capacity(runs), Vec::new());
     for _ in 0..runs {
+        if let Some((floor, environment)) = floor {
+            floor_starts.push(start_once(floor, environment)?);
+        }
         starts.push(start_once(binary, environment)?);
     }
+    Ok((starts, floor_starts))
+}
+
+fn figures(starts: &[Start]) -> Measured {
     let millis = sorted(starts.iter().map(|s| s.millis));
     let mib = |kib: u64| kib as f64 / 1024.0;
-    Ok(Measured {
+    Measured {
         p50: percentile(&millis, 50.0),
         p99: percentile(&millis, 99.0),
         max: millis[millis.len() - 1],
         rss_p50: percentile(&sorted(starts.iter().map(|s| mib(s.peak_rss_kib))), 50.0),
         anon_p50: percentile(&sorted(starts.iter().map(|s| mib(s.anon_kib))), 50.0),
-    })
+    }
 }
 
-/// One table row; `floor` is the floor's (p50 ms, peak RSS MiB).
-fn print_row(label: &str, m: &Measured, floor: (f64, f64), binary: &Path) {
-    let (time_ratio, rss_ratio) = (m.p50 / floor.0, m.rss_p50 / floor.1);
+/// One table row, its ratios against `floor`.
+fn print_row(label: &str, m: &Measured, floor: &Measured, binary: &Path) {
+    let (time_ratio, rss_ratio) = (m.p50 / floor.p50, m.rss_p50 / floor.rss_p50);
     // Most of the RSS is the binary's own pages (the kernel maps file pages around each
     // fault), so its size is printed beside it.
     let binary_mib = std::fs::metadata(binary)
