@@ -6,8 +6,9 @@
 //! Lambda instance does (the recorded responses replayed in a loop); `fresh-client` builds a
 //! new client on a `StaticReplayClient` for every iteration (outside the timing), so each call
 //! is that client's first, which is what the first event after a cold start pays; `sdk-alone`
-//! sends the recorded DynamoDB request of each GET through the same SDK client with no handler
-//! around it, the floor no change to our code can go below. Before
+//! sends the recorded DynamoDB requests of each GET, and of one consumer message, through the
+//! same SDK client with no handler around them, the floor no change to our code can go below.
+//! Before
 //! timing, one run on a `StaticReplayClient` must succeed and send exactly the recorded
 //! operations, so a stale recording fails loudly instead of timing an error path.
 
@@ -100,7 +101,7 @@ fn handlers(c: &mut Criterion) {
     fresh.finish();
 }
 
-/// The recorded request's string attributes (`TableName`, `Key`, ...), to send it again.
+/// A recorded request's body (`TableName`, `Key`, `Item`, ...), to send it again.
 struct Sent(Value);
 
 impl Sent {
@@ -235,6 +236,7 @@ fn sdk_alone(c: &mut Criterion) {
     };
     let puts = [claim, projection].map(|sent| {
         (
+            sent,
             sent.map("Item"),
             sent.names(),
             sent.map("ExpressionAttributeValues"),
@@ -247,7 +249,7 @@ fn sdk_alone(c: &mut Criterion) {
     );
     group.bench_function("read-model-updater-calls", |b| {
         b.to_async(&runtime).iter(|| async {
-            for (sent, (item, names, values)) in [claim, projection].into_iter().zip(&puts) {
+            for (sent, item, names, values) in &puts {
                 dynamo
                     .put_item()
                     .table_name(sent.str("TableName"))
