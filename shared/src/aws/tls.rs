@@ -8,10 +8,18 @@
 //! G2 cross-sign) are embedded here instead. The system store is added back when an
 //! `AWS_ENDPOINT_URL*` variable names an `https://` endpoint (LocalStack over TLS, a proxy),
 //! whose certificate may come from any CA, or when `EVENTLY_TRUST_SYSTEM_ROOTS=true`.
+//!
+//! The SDK's client also builds a whole TLS connector (trust store parsed from PEM, rustls
+//! configuration) for every SDK client at construction, only to check that it can, and drops
+//! it; the first request then builds the one it uses. [`https_client`] skips the throwaway
+//! builds ([`OneConnectorBuild`]): in auth-api they were 13 % of the instructions before its
+//! first `next` (BENCHMARKS.md, "Cold start").
 
-use aws_sdk_dynamodb::config::SharedHttpClient;
+use aws_sdk_dynamodb::config::{HttpClient, RuntimeComponents, SharedHttpClient};
 use aws_smithy_http_client::Builder;
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
+use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
+use aws_smithy_runtime_api::client::http::{HttpConnectorSettings, SharedHttpConnector};
 
 /// The Amazon Trust Services roots, PEM, with their subjects and SHA-256 fingerprints.
 pub const AMAZON_TRUST_SERVICES_ROOTS: &str = include_str!("../../certs/amazon-trust-services.pem");
@@ -64,10 +72,37 @@ pub fn https_client(roots: TrustedRoots) -> SharedHttpClient {
         .with_trust_store(store)
         .build()
         .expect("a trust store without extra server names is always valid");
-    Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
-        .tls_context(context)
-        .build_https()
+    SharedHttpClient::new(OneConnectorBuild(
+        Builder::new()
+            .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+            .tls_context(context)
+            .build_https(),
+    ))
+}
+
+/// An HTTP client that leaves out the check the SDK's client makes at every SDK client's
+/// construction: building a connector and dropping it. Requests get their connectors from the
+/// wrapped client unchanged, built on the first request and cached there.
+///
+/// The check exists so that an unreadable system trust store fails at start rather than at the
+/// first request. The embedded roots are checked by this module's tests instead; with the
+/// system store added ([`TrustedRoots::AmazonAndSystem`]), a broken store now fails the first
+/// request, which names the cause.
+#[derive(Debug)]
+pub struct OneConnectorBuild<C>(pub C);
+
+impl<C: HttpClient> HttpClient for OneConnectorBuild<C> {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        self.0.http_connector(settings, components)
+    }
+
+    fn connector_metadata(&self) -> Option<ConnectorMetadata> {
+        self.0.connector_metadata()
+    }
 }
 
 #[cfg(test)]
@@ -151,6 +186,94 @@ mod tests {
             (on, off),
             (TrustedRoots::AmazonAndSystem, TrustedRoots::AmazonOnly)
         );
+    }
+
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+
+    #[derive(Debug, Default)]
+    struct Counts {
+        checks: AtomicUsize,
+        builds: AtomicUsize,
+    }
+
+    /// A plain-HTTP SDK client, with its construction checks and connector builds counted.
+    #[derive(Debug)]
+    struct Counted(SharedHttpClient, Arc<Counts>);
+
+    impl Counted {
+        fn new() -> (Self, Arc<Counts>) {
+            let counts = Arc::new(Counts::default());
+            (Self(Builder::new().build_http(), counts.clone()), counts)
+        }
+    }
+
+    impl HttpClient for Counted {
+        fn http_connector(
+            &self,
+            settings: &HttpConnectorSettings,
+            components: &RuntimeComponents,
+        ) -> SharedHttpConnector {
+            self.1.builds.fetch_add(1, SeqCst);
+            self.0.http_connector(settings, components)
+        }
+
+        fn validate_base_client_config(
+            &self,
+            components: &aws_sdk_dynamodb::config::RuntimeComponentsBuilder,
+            cfg: &aws_sdk_dynamodb::config::ConfigBag,
+        ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+            self.1.checks.fetch_add(1, SeqCst);
+            self.0.validate_base_client_config(components, cfg)
+        }
+    }
+
+    fn sdk_config_with(http: SharedHttpClient) -> aws_config::SdkConfig {
+        aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
+                aws_sdk_dynamodb::config::Credentials::new("AKIDTEST", "test", None, None, "test"),
+            ))
+            .endpoint_url("http://127.0.0.1:1")
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .http_client(http)
+            .build()
+    }
+
+    #[tokio::test]
+    async fn sdk_clients_are_built_without_building_a_connector_each() {
+        let (client, counts) = Counted::new();
+        let sdk = sdk_config_with(SharedHttpClient::new(OneConnectorBuild(client)));
+
+        let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+        let _sns = aws_sdk_sns::Client::new(&sdk);
+        let _secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+        let before_a_request = counts.builds.load(SeqCst);
+        let _refused = dynamo.list_tables().send().await.unwrap_err();
+
+        assert_eq!(
+            (
+                counts.checks.load(SeqCst),
+                before_a_request,
+                counts.builds.load(SeqCst),
+            ),
+            (0, 0, 1),
+            "(construction checks, connectors before a request, connectors after one)"
+        );
+    }
+
+    #[tokio::test]
+    async fn without_the_wrapper_every_sdk_client_is_checked() {
+        // The cost the wrapper removes is real: the same construction checks three times.
+        let (client, counts) = Counted::new();
+        let sdk = sdk_config_with(SharedHttpClient::new(client));
+
+        let _dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+        let _sns = aws_sdk_sns::Client::new(&sdk);
+        let _secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+
+        assert_eq!(counts.checks.load(SeqCst), 3);
     }
 
     #[tokio::test]
