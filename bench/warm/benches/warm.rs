@@ -10,7 +10,8 @@
 //! same SDK client with no handler around them, the floor no change to our code can go below.
 //! Before
 //! timing, one run on a `StaticReplayClient` must succeed and send exactly the recorded
-//! operations, so a stale recording fails loudly instead of timing an error path.
+//! operations, so a stale recording fails loudly instead of timing an error path. The handlers
+//! log through the functions' own subscriber, to stdout, as in Lambda.
 
 use std::collections::HashMap;
 
@@ -47,6 +48,10 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn handlers(c: &mut Criterion) {
+    // The functions' own log subscriber (JSON lines at `LOG_LEVEL`, `info` unless set), as
+    // their main.rs installs it: formatting and writing each log line is part of a request's
+    // or message's cost. `LOG_LEVEL=off` measures without it.
+    evently_shared::telemetry::init();
     let runtime = runtime();
     let (signer, tokens) = test_keys("https://auth.evently.test", "evently-api");
     let now = std::time::SystemTime::now()
