@@ -22,11 +22,11 @@ pub async fn handle_batch(
 async fn count(analytics: &impl Analytics, envelope: Envelope) -> Result<(), MessageError> {
     match count_envelope(analytics, &envelope).await {
         Ok(Some(true)) => {
-            tracing::info!(event_type = %envelope.event_type, "counted");
+            consumer::note("counted");
             Ok(())
         }
         Ok(Some(false)) => {
-            tracing::info!(event_type = %envelope.event_type, "already counted; envelope skipped");
+            consumer::note("already counted; envelope skipped");
             Ok(())
         }
         Ok(None) => Ok(()),

@@ -22,24 +22,15 @@ pub async fn handle_batch(
 async fn project(read_model: &impl ReadModel, envelope: Envelope) -> Result<(), MessageError> {
     match apply_envelope(read_model, &envelope).await {
         Ok(Some(Applied::Changed)) => {
-            tracing::info!(
-                event_type = %envelope.event_type,
-                subject = %envelope.subject,
-                entity_version = envelope.entityversion,
-                "projection updated"
-            );
+            consumer::note("projection updated");
             Ok(())
         }
         Ok(Some(Applied::Stale)) => {
-            tracing::info!(
-                subject = %envelope.subject,
-                entity_version = envelope.entityversion,
-                "projection already as new; envelope skipped"
-            );
+            consumer::note("projection already as new; envelope skipped");
             Ok(())
         }
         Ok(None) => {
-            tracing::info!(event_type = %envelope.event_type, "not projected; envelope skipped");
+            consumer::note("not projected; envelope skipped");
             Ok(())
         }
         Err(ProjectionError::Envelope(error)) => Err(MessageError::Permanent(error.to_string())),

@@ -26,17 +26,17 @@ async fn file(index: &impl SearchIndex, envelope: Envelope) -> Result<(), Messag
         DomainEvent::EventCreated(event) | DomainEvent::EventCancelled(event) => event,
         DomainEvent::EventUpdated(change) => change.event,
         _ => {
-            tracing::info!(event_type = %envelope.event_type, "not indexed; envelope skipped");
+            consumer::note("not indexed; envelope skipped");
             return Ok(());
         }
     };
     match index.index(&event).await {
         Ok(Applied::Changed) => {
-            tracing::info!(event_id = %event.id, version = event.version, "search entries updated");
+            consumer::note("search entries updated");
             Ok(())
         }
         Ok(Applied::Stale) => {
-            tracing::info!(event_id = %event.id, version = event.version, "index already as new; envelope skipped");
+            consumer::note("index already as new; envelope skipped");
             Ok(())
         }
         Err(StoreError::Corrupt(reason)) => Err(MessageError::Retryable(reason)),

@@ -4,6 +4,7 @@
 //! own panic boundary. Only failed message ids are returned, so Lambda deletes the rest:
 //! the event source mapping must have `ReportBatchItemFailures` on.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 
@@ -168,10 +169,40 @@ where
     let handle = &handle;
     process_batch(event, |message| async move {
         let envelope = message.envelope()?;
+        let _ = SAID.try_with(|said| {
+            let mut said = said.borrow_mut();
+            said.event_type = Some(envelope.event_type.clone());
+            said.subject = Some(envelope.subject.clone());
+            said.entity_version = Some(envelope.entityversion);
+        });
         let key = envelope.id.clone();
         once.run(&key, || handle(envelope)).await
     })
     .await
+}
+
+/// Says what the handler did with the current message ("projection updated"). It is shown on
+/// the message's "message handled" line rather than on a line of its own: CloudWatch Logs bills
+/// ingestion by the byte, and at `info` logs cost more than the compute (BENCHMARKS.md, "Cost
+/// model" and "Logging's share").
+pub fn note(result: &'static str) {
+    let _ = SAID.try_with(|said| said.borrow_mut().result = Some(result));
+}
+
+/// What a message's "message handled" line says beyond its outcome: the envelope it carried
+/// ([`process_envelopes`]) and what the handler did ([`note`]). Kept beside the message's
+/// future rather than recorded on its span, where every late field would re-serialise the
+/// span's fields.
+#[derive(Debug, Default)]
+struct Said {
+    event_type: Option<String>,
+    subject: Option<String>,
+    entity_version: Option<u64>,
+    result: Option<&'static str>,
+}
+
+tokio::task_local! {
+    static SAID: RefCell<Said>;
 }
 
 /// The outcome of one message, for the caller's logs and metrics.
@@ -216,23 +247,34 @@ where
             span.record("correlation_id", id.as_str());
         }
         let id = message.message_id.clone();
-        let run = AssertUnwindSafe(async {
-            #[cfg(feature = "fault-injection")]
-            fault::panic_if_marked(&message);
-            handle(message).await
-        })
-        .catch_unwind();
+        let run = SAID.scope(
+            RefCell::default(),
+            AssertUnwindSafe(async {
+                #[cfg(feature = "fault-injection")]
+                fault::panic_if_marked(&message);
+                let handled = handle(message).await;
+                (handled, SAID.with(RefCell::take))
+            })
+            .catch_unwind(),
+        );
         async move {
             let outcome = match run.await {
-                Ok(Ok(())) => {
-                    tracing::info!(outcome = "done", "message handled");
+                Ok((Ok(()), said)) => {
+                    tracing::info!(
+                        outcome = "done",
+                        event_type = said.event_type,
+                        subject = said.subject,
+                        entity_version = said.entity_version,
+                        result = said.result,
+                        "message handled"
+                    );
                     Outcome::Done
                 }
-                Ok(Err(MessageError::Retryable(reason))) => {
+                Ok((Err(MessageError::Retryable(reason)), _)) => {
                     tracing::warn!(%reason, "message failed; it will be retried");
                     Outcome::Retryable
                 }
-                Ok(Err(MessageError::Permanent(reason))) => {
+                Ok((Err(MessageError::Permanent(reason)), _)) => {
                     tracing::error!(
                         %reason,
                         classification = "permanent",
@@ -282,7 +324,13 @@ where
         ],
         None,
     );
-    tracing::info!(messages = total, failed, "batch processed");
+    // A clean batch's counts are in the metric line above; a line of its own only when some
+    // messages failed.
+    if failed > 0 {
+        tracing::info!(messages = total, failed, "batch processed");
+    } else {
+        tracing::debug!(messages = total, failed, "batch processed");
+    }
     Ok(response)
 }
 
@@ -309,6 +357,98 @@ mod tests {
             .collect();
         ids.sort();
         ids
+    }
+
+    /// Log lines written in the functions' format while the returned guard lives (this
+    /// thread only: the tests run on a current-thread runtime).
+    #[derive(Clone, Default)]
+    struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Lines {
+        fn capture(level: &str) -> (Self, tracing::subscriber::DefaultGuard) {
+            let lines = Self::default();
+            let writer = lines.clone();
+            let subscriber = crate::telemetry::json_lines(level, move || writer.clone());
+            (lines, tracing::subscriber::set_default(subscriber))
+        }
+
+        fn json(&self) -> Vec<serde_json::Value> {
+            String::from_utf8(self.0.lock().unwrap().clone())
+                .unwrap()
+                .lines()
+                .map(|line| serde_json::from_str(line).expect("a JSON line"))
+                .collect()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_handled_envelope_costs_one_info_line_that_says_what_was_done_to_what() {
+        let envelope = include_str!("../../../events-fixtures/envelope-event-created.json");
+        let once = crate::fakes::fresh_once("log-test");
+        let (lines, _guard) = Lines::capture("info");
+
+        let response = process_envelopes(event(&[envelope]), &once, |_| async {
+            note("projection updated");
+            Ok(())
+        })
+        .await
+        .unwrap();
+
+        assert!(response.batch_item_failures.is_empty());
+        let lines = lines.json();
+        let messages: Vec<&str> = lines.iter().filter_map(|l| l["message"].as_str()).collect();
+        assert_eq!(messages, ["message handled"], "{lines:#?}");
+        let line = &lines[0];
+        assert_eq!(
+            [
+                &line["event_type"],
+                &line["subject"],
+                &line["entity_version"],
+                &line["result"],
+                &line["spans"][0]["correlation_id"],
+            ],
+            [
+                &serde_json::json!("evently.event.created.v1"),
+                &serde_json::json!("01JDX5Q7ZK3M4N5P6Q7R8S9T0V"),
+                &serde_json::json!(1),
+                &serde_json::json!("projection updated"),
+                &serde_json::json!("fixture-correlation-1"),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_batch_with_a_failure_still_says_so_on_a_line_of_its_own() {
+        let (lines, _guard) = Lines::capture("info");
+
+        process_batch(event(&["ok", "retry"]), |m| async move {
+            match m.body.as_str() {
+                "retry" => Err(MessageError::Retryable("throttled".into())),
+                _ => Ok(()),
+            }
+        })
+        .await
+        .unwrap();
+
+        let lines = lines.json();
+        let batch = lines
+            .iter()
+            .find(|l| l["message"] == "batch processed")
+            .unwrap_or_else(|| panic!("no batch line in {lines:#?}"));
+        assert_eq!(
+            (batch["messages"].as_u64(), batch["failed"].as_u64()),
+            (Some(2), Some(1))
+        );
     }
 
     #[tokio::test]
