@@ -78,6 +78,9 @@ bench-warm: ## Warm CPU per request and per message (criterion; SDK HTTP replaye
 	cargo bench --locked -p evently-warm --bench warm -- $${BENCH_FILTER:-} > target/bench-warm.log \
 	|| { tail -40 target/bench-warm.log; exit 1; }
 	python3 scripts/bench-summary.py target/bench-warm.started
+	@# Every timed iteration logs as the function would: about 1 GB for a full run, kept only
+	@# for a failed one.
+	: > target/bench-warm.log
 
 .PHONY: record-warm
 record-warm: ## Re-record the SDK traffic the warm benchmarks replay (needs `make up`)
