@@ -51,13 +51,20 @@ pub struct Message {
 
 impl Message {
     /// The envelope this message carries (a permanent failure if it carries none), with its
-    /// correlation id recorded on the message's span when the message attributes had none.
+    /// correlation id recorded on the message's span when the message attributes had none, and
+    /// its type, subject and entity version put on the message's "message handled" line.
     pub fn envelope(&self) -> Result<crate::envelope::Envelope, MessageError> {
         let envelope = crate::envelope::Envelope::from_json(&self.body)
             .map_err(|e| MessageError::Permanent(e.to_string()))?;
         if self.correlation_id.is_none() {
             tracing::Span::current().record("correlation_id", envelope.correlationid.as_str());
         }
+        let _ = SAID.try_with(|said| {
+            let mut said = said.borrow_mut();
+            said.event_type = Some(envelope.event_type.clone());
+            said.subject = Some(envelope.subject.clone());
+            said.entity_version = Some(envelope.entityversion);
+        });
         Ok(envelope)
     }
 
@@ -169,12 +176,6 @@ where
     let handle = &handle;
     process_batch(event, |message| async move {
         let envelope = message.envelope()?;
-        let _ = SAID.try_with(|said| {
-            let mut said = said.borrow_mut();
-            said.event_type = Some(envelope.event_type.clone());
-            said.subject = Some(envelope.subject.clone());
-            said.entity_version = Some(envelope.entityversion);
-        });
         let key = envelope.id.clone();
         once.run(&key, || handle(envelope)).await
     })
@@ -190,7 +191,7 @@ pub fn note(result: &'static str) {
 }
 
 /// What a message's "message handled" line says beyond its outcome: the envelope it carried
-/// ([`process_envelopes`]) and what the handler did ([`note`]). Kept beside the message's
+/// ([`Message::envelope`]) and what the handler did ([`note`]). Kept beside the message's
 /// future rather than recorded on its span, where every late field would re-serialise the
 /// span's fields.
 #[derive(Debug, Default)]
