@@ -84,10 +84,10 @@ pub fn https_client(roots: TrustedRoots) -> SharedHttpClient {
 /// construction: building a connector and dropping it. Requests get their connectors from the
 /// wrapped client unchanged, built on the first request and cached there.
 ///
-/// The check exists so that an unreadable system trust store fails at start rather than at the
-/// first request. The embedded roots are checked by this module's tests instead; with the
-/// system store added ([`TrustedRoots::AmazonAndSystem`]), a broken store now fails the first
-/// request, which names the cause.
+/// The SDK builds that connector so that the certificates are loaded during initialisation
+/// rather than on the first request, but it ignores the result and caches nothing
+/// (aws-smithy-http-client 1.5), so the first request builds its own anyway: each SDK client
+/// paid for a connector it never used. The embedded roots are checked by this module's tests.
 #[derive(Debug)]
 pub struct OneConnectorBuild<C>(pub C);
 
