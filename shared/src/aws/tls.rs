@@ -10,8 +10,8 @@
 //! whose certificate may come from any CA, or when `EVENTLY_TRUST_SYSTEM_ROOTS=true`.
 //!
 //! The SDK's client also builds a whole TLS connector (trust store parsed from PEM, rustls
-//! configuration) for every SDK client at construction, only to check that it can, and drops
-//! it; the first request then builds the one it uses. [`https_client`] skips the throwaway
+//! configuration) for every SDK client at construction, meant to load certificates early, and
+//! drops it; the first request then builds the one it uses. [`https_client`] skips the throwaway
 //! builds ([`OneConnectorBuild`]): in auth-api they were 13 % of the instructions before its
 //! first `next` (BENCHMARKS.md, "Cold start").
 
