@@ -295,11 +295,7 @@ mod tests {
             DisplayName::parse("display_name", name).unwrap(),
             Timestamp::now(),
         );
-        let envelope = DomainEvent::UserCreated(user.clone()).into_envelope(
-            "/t",
-            CorrelationId::generate(),
-            Timestamp::now(),
-        );
+        let envelope = envelope(DomainEvent::UserCreated(user.clone()));
         app.follows.create(&user, "hash", &envelope).await.unwrap();
         user
     }
@@ -335,11 +331,7 @@ mod tests {
                 user_id: attendee.id.clone(),
                 at: Timestamp::now(),
             };
-            let envelope = DomainEvent::RsvpCreated(rsvp).into_envelope(
-                "/t",
-                CorrelationId::generate(),
-                Timestamp::now(),
-            );
+            let envelope = envelope(DomainEvent::RsvpCreated(rsvp));
             app.events
                 .rsvp(event, &attendee.id, Timestamp::now(), &envelope)
                 .await
@@ -357,6 +349,10 @@ mod tests {
             )
             .await
             .unwrap();
+    }
+
+    fn envelope(event: DomainEvent) -> Envelope {
+        event.into_envelope("/t", CorrelationId::generate(), Timestamp::now())
     }
 
     fn batch(envelope: &Envelope) -> SqsEvent {
@@ -406,11 +402,7 @@ mod tests {
             .unwrap();
         mute(&app, &muted).await;
         let event = meetup(&app, &organizer, &["rust"]).await;
-        let created = DomainEvent::EventCreated(event).into_envelope(
-            "/t",
-            CorrelationId::generate(),
-            Timestamp::now(),
-        );
+        let created = envelope(DomainEvent::EventCreated(event));
 
         for _ in 0..3 {
             let response = app
@@ -450,11 +442,7 @@ mod tests {
 
         for tags in [["rust"], ["lambda"]] {
             let event = meetup(&app, &organizer, &tags).await;
-            let created = DomainEvent::EventCreated(event).into_envelope(
-                "/t",
-                CorrelationId::generate(),
-                Timestamp::now(),
-            );
+            let created = envelope(DomainEvent::EventCreated(event));
             let response = app
                 .handle_batch(batch(&created), far_deadline())
                 .await
@@ -482,11 +470,10 @@ mod tests {
         let mut moved = event.clone();
         moved.venue = Venue::parse("venue", "Library").unwrap();
         moved.version = 2;
-        let change = DomainEvent::EventUpdated(EventChange {
+        let change = envelope(DomainEvent::EventUpdated(EventChange {
             event: moved,
             changed: vec!["venue".into()],
-        })
-        .into_envelope("/t", CorrelationId::generate(), Timestamp::now());
+        }));
 
         app.handle_batch(batch(&change), far_deadline())
             .await
@@ -506,11 +493,7 @@ mod tests {
         let organizer = user(&app, "org").await;
         let event = meetup(&app, &organizer, &[]).await;
         attend(&app, &event, "p", 30).await;
-        let cancelled = DomainEvent::EventCancelled(event.cancelled()).into_envelope(
-            "/t",
-            CorrelationId::generate(),
-            Timestamp::now(),
-        );
+        let cancelled = envelope(DomainEvent::EventCancelled(event.cancelled()));
         let out_of_time = now_ms() - 1;
 
         let stopped = app
@@ -537,11 +520,7 @@ mod tests {
         let organizer = user(&app, "org").await;
         let event = meetup(&app, &organizer, &[]).await;
         attend(&app, &event, "q", 30).await;
-        let cancelled = DomainEvent::EventCancelled(event.cancelled()).into_envelope(
-            "/t",
-            CorrelationId::generate(),
-            Timestamp::now(),
-        );
+        let cancelled = envelope(DomainEvent::EventCancelled(event.cancelled()));
         *app.mailer.fail_after.lock().unwrap() = Some(10);
 
         let failed = app
@@ -571,11 +550,10 @@ mod tests {
         let mut renamed = event.clone();
         renamed.title = Title::parse("title", "Typo fixed").unwrap();
         renamed.version = 2;
-        let change = DomainEvent::EventUpdated(EventChange {
+        let change = envelope(DomainEvent::EventUpdated(EventChange {
             event: renamed,
             changed: vec!["title".into()],
-        })
-        .into_envelope("/t", CorrelationId::generate(), Timestamp::now());
+        }));
 
         app.handle_batch(batch(&change), far_deadline())
             .await
