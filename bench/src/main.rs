@@ -170,9 +170,11 @@ fn answer_one(stream: &TcpStream, answer: &str) -> std::io::Result<()> {
 }
 
 /// The `GetSecretValue` answer for `secret_id`, as the service sent it, for the stub.
-async fn get_secret_value_answer(secret_id: &str) -> Result<String, String> {
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let output = aws_sdk_secretsmanager::Client::new(&sdk)
+async fn get_secret_value_answer(
+    sdk: &aws_config::SdkConfig,
+    secret_id: &str,
+) -> Result<String, String> {
+    let output = aws_sdk_secretsmanager::Client::new(sdk)
         .get_secret_value()
         .secret_id(secret_id)
         .send()
@@ -314,10 +316,8 @@ fn cargo_build(profile: &str, packages: &[&str], packed: bool) -> Result<(), Str
     Ok(())
 }
 
-async fn lambda_client() -> aws_sdk_lambda::Client {
-    aws_sdk_lambda::Client::new(
-        &aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await,
-    )
+async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
 }
 
 async fn startup_path(profile: &str, build: bool, stack: &str, out: &Path) -> Result<(), String> {
@@ -326,7 +326,7 @@ async fn startup_path(profile: &str, build: bool, stack: &str, out: &Path) -> Re
         // callgrind attributes the code of a section ahead of `.text` to no object.
         cargo_build(profile, &FUNCTIONS, false)?;
     }
-    let lambda = lambda_client().await;
+    let lambda = aws_sdk_lambda::Client::new(&sdk_config().await);
     let traces = std::env::temp_dir().join(format!("evently-startup-path-{}", std::process::id()));
     std::fs::create_dir_all(&traces).map_err(|e| e.to_string())?;
     let mut globs = std::collections::BTreeSet::new();
@@ -353,7 +353,8 @@ async fn cold_start(runs: usize, profile: &str, build: bool, stack: &str) -> Res
         cargo_build(profile, &[FLOOR], true)?;
         cargo_build(profile, &FUNCTIONS, true)?;
     }
-    let lambda = lambda_client().await;
+    let sdk = sdk_config().await;
+    let lambda = aws_sdk_lambda::Client::new(&sdk);
     println!(
         "cold start: exec to the first GET /runtime/invocation/next, {runs} starts each, {}",
         bin_dir.display()
@@ -376,7 +377,7 @@ async fn cold_start(runs: usize, profile: &str, build: bool, stack: &str) -> Res
             .get(KEY_SECRET_VARIABLE)
             .filter(|_| READS_KEY_RING_AT_INIT.contains(&function))
         {
-            let stub = secrets_manager_stub(get_secret_value_answer(secret_id).await?);
+            let stub = secrets_manager_stub(get_secret_value_answer(&sdk, secret_id).await?);
             let mut environment = environment.clone();
             environment.insert("AWS_ENDPOINT_URL".into(), stub);
             let (measured, beside) = measure_beside(&binary, &environment, runs, floor)?;
