@@ -97,6 +97,13 @@ bench-opt-levels: ## Cold start and size of opt-level "s" (release) vs 3 (releas
 	scripts/sizes.sh target/release
 	scripts/sizes.sh target/release-o3
 
+.PHONY: bench-lto
+bench-lto: ## Cold start and size of fat (release) vs thin (release-thin) LTO builds (needs `make up`)
+	source scripts/local-env.sh && cargo run --locked -q -p evently-bench -- cold-start --build --runs $${RUNS:-30}
+	source scripts/local-env.sh && cargo run --locked -q -p evently-bench -- cold-start --build --profile release-thin --runs $${RUNS:-30}
+	scripts/sizes.sh target/release
+	scripts/sizes.sh target/release-thin
+
 .PHONY: load-test
 load-test: ## Load test of the local stack with oha 1.16 (installed into .local/tools); needs `make up`
 	@.local/tools/bin/oha --version 2>/dev/null | grep -q '^oha 1.16.0$$' || \
