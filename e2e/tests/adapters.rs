@@ -4,14 +4,15 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use evently_e2e::{Stack, sdk_config};
 use evently_shared::app::events::{ReadSource, list_events};
-use evently_shared::aws::{DynamoEventStore, DynamoReadModel, SnsPublisher};
+use evently_shared::aws::{DynamoEventStore, DynamoReadModel, DynamoSearchIndex, SnsPublisher};
 use evently_shared::domain::{
-    Description, Event, EventDraft, Schedule, Tags, Timestamp, Title, UserId, Venue, Visibility,
+    Description, Event, EventDraft, EventId, Schedule, SearchEntry, SearchQuery, Tags, Timestamp,
+    Title, UserId, Venue, Visibility,
 };
 use evently_shared::envelope::{CorrelationId, DomainEvent};
 use evently_shared::ports::{
     Applied, Consistency, EventReader, EventStore, EventView, OutgoingMessage, PageRequest,
-    Published, Publisher, ReadModel, StoreError,
+    Published, Publisher, ReadModel, SearchIndex, StoreError,
 };
 
 fn new_event(visibility: Visibility, starts_in_seconds: i64) -> Event {
@@ -355,6 +356,64 @@ async fn listing_falls_back_to_the_events_table_when_the_read_model_table_is_mis
         missing.list_upcoming(page).await,
         Err(StoreError::Unavailable(_))
     ));
+}
+
+/// The ids the index finds for one whole word, among events starting from now on.
+async fn found_by(index: &DynamoSearchIndex, word: &str) -> Vec<EventId> {
+    let query = SearchQuery {
+        words: vec![word.to_owned()],
+        ..SearchQuery::default()
+    };
+    index
+        .search(&query, Timestamp::now(), 10, None)
+        .await
+        .unwrap()
+        .items
+}
+
+#[tokio::test]
+async fn the_search_index_writes_and_replaces_every_chunk_of_an_event_with_many_words() {
+    // Arrange: twelve distinct 10-letter title words, each filed under itself and six
+    // prefixes, so the first version is written in four BatchWriteItem chunks of 25 entries
+    // and the second (the first's entries deleted, its own put) in eight.
+    let stack = Stack::load().await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk_config().await);
+    let index = DynamoSearchIndex::new(dynamo, stack.output("ReadModelTableName"));
+    let unique = ulid::Ulid::generate().to_string().to_lowercase()[19..].to_owned();
+    let title = |letter: char| {
+        let words: Vec<String> = (0..12).map(|i| format!("{letter}{i:02}{unique}")).collect();
+        Title::parse("title", &words.join(" ")).unwrap()
+    };
+    let mut first = new_event(Visibility::Public, 3600);
+    first.title = title('a');
+    let mut second = first.clone();
+    second.title = title('b');
+    second.version = first.version + 1;
+    let entries = SearchEntry::of(&first).unwrap().partitions.len();
+    assert!(entries > 75, "{entries} entries: fewer than four chunks");
+
+    // Act and assert: every word of the first version is found, then none of them is, and
+    // every word of the second version is.
+    assert_eq!(index.index(&first).await.unwrap(), Applied::Changed);
+    for i in [0, 6, 11] {
+        assert_eq!(
+            found_by(&index, &format!("a{i:02}{unique}")).await,
+            vec![first.id.clone()]
+        );
+    }
+    assert_eq!(index.index(&second).await.unwrap(), Applied::Changed);
+    for i in 0..12 {
+        assert!(
+            found_by(&index, &format!("a{i:02}{unique}"))
+                .await
+                .is_empty()
+        );
+        assert_eq!(
+            found_by(&index, &format!("b{i:02}{unique}")).await,
+            vec![second.id.clone()]
+        );
+    }
+    assert_eq!(index.index(&first).await.unwrap(), Applied::Stale);
 }
 
 #[tokio::test]
