@@ -398,7 +398,7 @@ async fn the_search_index_writes_and_replaces_every_chunk_of_an_event_with_many_
     for i in [0, 6, 11] {
         assert_eq!(
             found_by(&index, &format!("a{i:02}{unique}")).await,
-            vec![first.id.clone()]
+            vec![first.id]
         );
     }
     assert_eq!(index.index(&second).await.unwrap(), Applied::Changed);
@@ -410,7 +410,7 @@ async fn the_search_index_writes_and_replaces_every_chunk_of_an_event_with_many_
         );
         assert_eq!(
             found_by(&index, &format!("b{i:02}{unique}")).await,
-            vec![second.id.clone()]
+            vec![second.id]
         );
     }
     assert_eq!(index.index(&first).await.unwrap(), Applied::Stale);
