@@ -12,6 +12,10 @@ use crate::ports::{Applied, Cursor, Page, SearchIndex, StoreError};
 /// cursor to go on): bounded work per request whatever the query.
 const MAX_PAGES: usize = 10;
 const PAGE_ITEMS: i32 = 100;
+/// BatchWriteItem calls one event's index update has in flight at once. An update of an event
+/// with many words can take 30 chunks or more, and each message of a batch runs concurrently:
+/// unbounded, that is hundreds of connections and requests at once against the table.
+const CONCURRENT_CHUNKS: usize = 4;
 
 fn list(values: impl IntoIterator<Item = String>) -> AttributeValue {
     AttributeValue::L(values.into_iter().map(AttributeValue::S).collect())
@@ -48,16 +52,19 @@ impl DynamoSearchIndex {
         }
     }
 
-    /// Writes the entries in chunks of 25 (BatchWriteItem's limit), the chunks concurrently:
-    /// an event's entries are independent items, so one round trip is spent, not one per chunk.
+    /// Writes the entries in chunks of 25 (BatchWriteItem's limit), up to
+    /// [`CONCURRENT_CHUNKS`] at a time: an event's entries are independent items, so a usual
+    /// event costs one round trip, not one per chunk.
     async fn write(&self, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
-        futures::future::try_join_all(
-            requests
-                .chunks(25)
-                .map(|chunk| self.write_chunk(chunk.to_vec())),
-        )
-        .await?;
-        Ok(())
+        use futures::{StreamExt, TryStreamExt};
+        let chunks: Vec<_> = requests
+            .chunks(25)
+            .map(|chunk| self.write_chunk(chunk.to_vec()))
+            .collect();
+        futures::stream::iter(chunks)
+            .buffer_unordered(CONCURRENT_CHUNKS)
+            .try_collect()
+            .await
     }
 
     /// One BatchWriteItem, its unprocessed items sent again with backoff (about 3 s in all).
