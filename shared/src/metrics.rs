@@ -8,6 +8,7 @@
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
@@ -166,6 +167,49 @@ pub fn record(values: &[(&str, Unit, f64)], correlation_id: Option<&str>) {
 /// One counter, counted once.
 pub fn count(name: &str, correlation_id: Option<&str>) {
     record(&[(name, Unit::Count, 1.0)], correlation_id);
+}
+
+/// The record a request-driven function writes per request (the API functions, and jwt-keys
+/// per CloudFormation request), so one dashboard reads them all alike.
+pub fn request(server_error: bool, started: Instant, correlation_id: Option<&str>) {
+    record(
+        &[
+            (name::REQUESTS, Unit::Count, 1.0),
+            (
+                name::SERVER_ERRORS,
+                Unit::Count,
+                f64::from(u8::from(server_error)),
+            ),
+            (
+                name::REQUEST_LATENCY,
+                Unit::Milliseconds,
+                millis_since(started),
+            ),
+        ],
+        correlation_id,
+    );
+}
+
+/// The record a batch-driven function writes per batch (the queue consumers per SQS batch, the
+/// outbox relay per stream batch, where a message is an outbox record). A batch carries many
+/// correlation ids, so the record carries none; each message's own lines do.
+pub fn batch(processed: usize, failed: usize, started: Instant) {
+    record(
+        &[
+            (name::MESSAGES_PROCESSED, Unit::Count, processed as f64),
+            (name::MESSAGES_FAILED, Unit::Count, failed as f64),
+            (
+                name::BATCH_LATENCY,
+                Unit::Milliseconds,
+                millis_since(started),
+            ),
+        ],
+        None,
+    );
+}
+
+fn millis_since(started: Instant) -> f64 {
+    started.elapsed().as_secs_f64() * 1000.0
 }
 
 #[cfg(test)]

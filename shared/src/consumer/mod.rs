@@ -307,24 +307,8 @@ where
             response.batch_item_failures.push(failure);
         }
     }
-    use crate::metrics::{Unit, name, record};
     let failed = response.batch_item_failures.len();
-    record(
-        &[
-            (
-                name::MESSAGES_PROCESSED,
-                Unit::Count,
-                (total - failed) as f64,
-            ),
-            (name::MESSAGES_FAILED, Unit::Count, failed as f64),
-            (
-                name::BATCH_LATENCY,
-                Unit::Milliseconds,
-                started.elapsed().as_secs_f64() * 1000.0,
-            ),
-        ],
-        None,
-    );
+    crate::metrics::batch(total - failed, failed, started);
     // A clean batch's counts are in the metric line above; a line of its own only when some
     // messages failed.
     if failed > 0 {

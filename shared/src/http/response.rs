@@ -99,21 +99,9 @@ pub async fn serve(
         };
         let status = response.status();
         tracing::info!(status = status.as_u16(), "request handled");
-        use crate::metrics::{Unit, name, record};
-        record(
-            &[
-                (name::REQUESTS, Unit::Count, 1.0),
-                (
-                    name::SERVER_ERRORS,
-                    Unit::Count,
-                    f64::from(u8::from(status.is_server_error())),
-                ),
-                (
-                    name::REQUEST_LATENCY,
-                    Unit::Milliseconds,
-                    started.elapsed().as_secs_f64() * 1000.0,
-                ),
-            ],
+        crate::metrics::request(
+            status.is_server_error(),
+            started,
             Some(ctx.correlation_id.as_str()),
         );
         response
