@@ -16,7 +16,7 @@ fn emf_records(lines: &[String]) -> Vec<Value> {
 }
 
 #[tokio::test]
-async fn a_created_event_is_counted_and_timed_in_emf_on_both_hops() {
+async fn a_created_event_is_counted_and_timed_in_emf_on_every_hop() {
     let stack = Stack::load().await;
     let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk_config().await);
     let since = now_ms();
@@ -40,6 +40,25 @@ async fn a_created_event_is_counted_and_timed_in_emf_on_both_hops() {
             .collect();
         (mine.len() >= 2).then_some(mine)
     })
+    .await;
+    // The relay's records are per stream batch, so they carry no correlation id: any clean
+    // batch since the request will do.
+    let relay_records = eventually(
+        "the relay's EMF records",
+        Duration::from_secs(30),
+        || async {
+            let records = emf_records(
+                &stack
+                    .log_lines(&logs, "OutboxRelayFunctionName", since)
+                    .await,
+            );
+            let batches: Vec<Value> = records
+                .into_iter()
+                .filter(|r| r["MessagesProcessed"].as_f64() >= Some(1.0))
+                .collect();
+            (!batches.is_empty()).then_some(batches)
+        },
+    )
     .await;
     let consumer_records = eventually(
         "the consumer's EMF records",
@@ -70,7 +89,11 @@ async fn a_created_event_is_counted_and_timed_in_emf_on_both_hops() {
         .expect("a request record");
     assert!(request["RequestLatency"].as_f64().unwrap() > 0.0);
     assert_eq!(request["ServerErrors"], 0.0);
-    for record in api_records.iter().chain(&consumer_records) {
+    for record in api_records
+        .iter()
+        .chain(&relay_records)
+        .chain(&consumer_records)
+    {
         let declared = &record["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(declared["Namespace"], "Evently");
         assert_eq!(declared["Dimensions"], json!([["service"]]));
@@ -84,8 +107,56 @@ async fn a_created_event_is_counted_and_timed_in_emf_on_both_hops() {
         }
     }
     assert!(
+        relay_records
+            .iter()
+            .any(|r| r["MessagesFailed"] == 0.0 && r.get("BatchLatency").is_some())
+    );
+    assert!(
         consumer_records.iter().any(
             |r| r["MessagesProcessed"].as_f64() >= Some(1.0) && r.get("BatchLatency").is_some()
         )
+    );
+}
+
+#[tokio::test]
+async fn the_key_ring_custom_resource_records_its_deploy_request_in_emf() {
+    let stack = Stack::load().await;
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk_config().await);
+
+    // jwt-keys runs only when the stack is deployed, so its lines are read from the start.
+    let lines = stack.log_lines(&logs, "JwtKeysFunctionName", 0).await;
+    let records = emf_records(&lines);
+
+    let request = records
+        .iter()
+        .find(|r| r.get("Requests").is_some())
+        .unwrap_or_else(|| {
+            panic!(
+                "no request record among {} EMF records; jwt-keys writes one when CloudFormation \
+                 creates or updates the key ring, so a log group older than its retention has none",
+                records.len()
+            )
+        });
+    assert_eq!(request["Requests"], 1.0);
+    assert_eq!(request["ServerErrors"], 0.0);
+    assert!(request["RequestLatency"].as_f64().unwrap() > 0.0);
+    let request_id = request["correlation_id"].as_str().unwrap();
+    assert!(
+        !request_id.is_empty(),
+        "CloudFormation's request id: {request}"
+    );
+    assert!(request["service"].as_str().unwrap().starts_with("Evently-"));
+    let ready = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["message"] == "key ring ready")
+        .expect("a key ring ready line");
+    assert!(
+        ready["spans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["correlation_id"] == request_id),
+        "the line carries the request's id: {ready}"
     );
 }

@@ -539,6 +539,7 @@ export class EventlyStack extends Stack {
     out('EventsApiFunctionName', eventsApi.functionName, 'events-api function');
     out('OutboxRelayFunctionName', relay.functionName, 'outbox-relay function');
     out('ReadModelUpdaterFunctionName', readModelUpdater.fn.functionName, 'read-model-updater function');
+    out('JwtKeysFunctionName', jwtKeys.functionName, 'jwt-keys function (the key ring custom resource)');
   }
 
   /**

@@ -42,11 +42,29 @@ async fn ensure(vault: &impl KeyVault, rotate: bool) -> Result<KeyRing, StoreErr
     Ok(ring)
 }
 
-/// Handles one request; returns where to send the answer and the answer itself.
+/// Handles one request; returns where to send the answer and the answer itself. Its lines and
+/// its metric record carry CloudFormation's request id as the correlation id: the one id a
+/// deploy's log lines share.
 pub async fn handle(
     vault: &impl KeyVault,
     request: CloudFormationCustomResourceRequest,
 ) -> (String, CloudFormationCustomResourceResponse) {
+    use tracing::Instrument;
+    let request_id = match &request {
+        CloudFormationCustomResourceRequest::Create(r) => r.request_id.as_str(),
+        CloudFormationCustomResourceRequest::Update(r) => r.request_id.as_str(),
+        CloudFormationCustomResourceRequest::Delete(r) => r.request_id.as_str(),
+        _ => "",
+    };
+    let span = tracing::info_span!("custom_resource", correlation_id = %request_id);
+    answer(vault, request).instrument(span).await
+}
+
+async fn answer(
+    vault: &impl KeyVault,
+    request: CloudFormationCustomResourceRequest,
+) -> (String, CloudFormationCustomResourceResponse) {
+    let started = std::time::Instant::now();
     let mut response = CloudFormationCustomResourceResponse::default();
     let (url, outcome) = match request {
         CloudFormationCustomResourceRequest::Create(create) => {
@@ -97,6 +115,11 @@ pub async fn handle(
             response.reason = Some(format!("key ring: {error}"));
         }
     }
+    evently_shared::metrics::request(
+        response.status == CloudFormationCustomResourceResponseStatus::Failed,
+        started,
+        Some(response.request_id.as_str()),
+    );
     (url, response)
 }
 

@@ -51,6 +51,7 @@ pub async fn relay<P: Publisher>(
     publisher: &P,
     event: Event,
 ) -> Result<DynamoDbEventResponse, Error> {
+    let started = std::time::Instant::now();
     let mut failed: Vec<String> = Vec::new();
     let mut published = 0usize;
     let mut pending: Vec<(String, OutgoingMessage)> = Vec::new();
@@ -108,6 +109,8 @@ pub async fn relay<P: Publisher>(
         }
     }
 
+    // Written on every outcome: a relay that cannot publish is the first thing to see.
+    evently_shared::metrics::batch(published, failed.len() + publish_failures, started);
     if publish_failures > 0 {
         tracing::warn!(
             records = event.records.len(),
@@ -118,12 +121,22 @@ pub async fn relay<P: Publisher>(
         return Err(format!("{publish_failures} envelopes could not be published").into());
     }
 
-    tracing::info!(
-        records = event.records.len(),
-        published,
-        failed = failed.len(),
-        "stream batch relayed"
-    );
+    // A clean batch's counts are in its metric record; a line of its own only when an outbox
+    // record failed, as the queue consumers do.
+    if failed.is_empty() {
+        tracing::debug!(
+            records = event.records.len(),
+            published,
+            "stream batch relayed"
+        );
+    } else {
+        tracing::info!(
+            records = event.records.len(),
+            published,
+            failed = failed.len(),
+            "stream batch relayed"
+        );
+    }
     let mut response = DynamoDbEventResponse::default();
     response.batch_item_failures = failed
         .into_iter()
