@@ -118,7 +118,7 @@ async fn answer(
     evently_shared::metrics::request(
         response.status == CloudFormationCustomResourceResponseStatus::Failed,
         started,
-        Some(response.request_id.as_str()),
+        Some(response.request_id.as_str()).filter(|id| !id.is_empty()),
     );
     (url, response)
 }
