@@ -202,6 +202,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_stream_batch_of_ten_outbox_inserts_is_one_publish_of_ten_in_order() {
+        let publisher = RecordingPublisher::default();
+        let event: Event = serde_json::from_str(include_str!(
+            "../../../events-fixtures/dynamodb-outbox-batch.json"
+        ))
+        .unwrap();
+
+        let response = relay(&publisher, event).await.unwrap();
+
+        assert!(response.batch_item_failures.is_empty());
+        let calls = publisher.calls.lock().unwrap().clone();
+        assert_eq!(calls.len(), 1, "one call for the whole batch");
+        let correlation_ids: Vec<&str> =
+            calls[0].iter().map(|m| m.correlation_id.as_str()).collect();
+        let expected: Vec<String> = (1..=10)
+            .map(|i| format!("fixture-correlation-{i}"))
+            .collect();
+        assert_eq!(correlation_ids, expected);
+    }
+
+    #[tokio::test]
     async fn records_that_are_not_outbox_inserts_are_skipped() {
         let publisher = RecordingPublisher::default();
         let mut modify = outbox_record("1", "m");
