@@ -84,7 +84,7 @@ bench-warm: ## Warm CPU per request and per message (criterion; SDK HTTP replaye
 
 .PHONY: record-warm
 record-warm: ## Re-record the SDK traffic the warm benchmarks replay (needs `make up`)
-	source scripts/local-env.sh && cargo run --locked -q -p evently-warm --bin record
+	source scripts/local-env.sh && cargo run --locked -q -p evently-warm --bin record -- $${RECORD:-}
 
 .PHONY: cost-model
 cost-model: ## Dollars per million EventCreated from the recordings and bench-warm's CPU figures

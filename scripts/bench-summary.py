@@ -40,6 +40,12 @@ def main() -> int:
         low = median["confidence_interval"]["lower_bound"] / 1000
         high = median["confidence_interval"]["upper_bound"] / 1000
         print(f"{name:<48} {median['point_estimate'] / 1000:>10.1f} {low:>10.1f} - {high:<10.1f}")
+        # A `...-batch-of-N` scenario times N messages in one invocation: show one's share.
+        size = name.rsplit("-batch-of-", 1)[1] if "-batch-of-" in name else None
+        if size and size.isdigit():
+            n = int(size)
+            print(f"{'  per message (/' + size + ')':<48} {median['point_estimate'] / 1000 / n:>10.1f} "
+                  f"{low / n:>10.1f} - {high / n:<10.1f}")
     return 0
 
 

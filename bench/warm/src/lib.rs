@@ -157,13 +157,16 @@ pub enum Scenario {
     WelcomeEmail,
     Notifications,
     OutboxRelay,
+    /// Ten outbox inserts in one stream batch: one PublishBatch of ten, the relay's shape under
+    /// load. Divide by ten for a record's share.
+    OutboxRelayBatch,
 }
 
 const FIXTURE_ORGANIZER: &str = "user-1";
 const FIXTURE_TAGS: &str = r#"[\"rust\",\"aws-lambda\"]"#;
 
 impl Scenario {
-    pub const ALL: [Scenario; 9] = [
+    pub const ALL: [Scenario; 10] = [
         Self::GetEvents,
         Self::GetEvent,
         Self::PostEvents,
@@ -173,6 +176,7 @@ impl Scenario {
         Self::WelcomeEmail,
         Self::Notifications,
         Self::OutboxRelay,
+        Self::OutboxRelayBatch,
     ];
 
     /// The benchmark's and the recording's name.
@@ -187,6 +191,7 @@ impl Scenario {
             Self::WelcomeEmail => "welcome-email-user-created",
             Self::Notifications => "notifications-event-created",
             Self::OutboxRelay => "outbox-relay-outbox-insert",
+            Self::OutboxRelayBatch => "outbox-relay-outbox-batch-of-10",
         }
     }
 
@@ -199,6 +204,9 @@ impl Scenario {
             Self::WelcomeEmail => include_str!("../../../events-fixtures/sqs-user-created.json"),
             Self::OutboxRelay => {
                 include_str!("../../../events-fixtures/dynamodb-outbox-insert.json")
+            }
+            Self::OutboxRelayBatch => {
+                include_str!("../../../events-fixtures/dynamodb-outbox-batch.json")
             }
             Self::ReadModelUpdater | Self::SearchIndex | Self::Analytics | Self::Notifications => {
                 include_str!("../../../events-fixtures/sqs-event-created.json")
@@ -253,7 +261,7 @@ impl Scenario {
                     Err(format!("{}: {:?}", response.status(), response.body()))
                 }
             }
-            Self::OutboxRelay => {
+            Self::OutboxRelay | Self::OutboxRelayBatch => {
                 let event: StreamEvent = serde_json::from_str(input).map_err(|e| e.to_string())?;
                 let response = outbox_relay::handler::relay(&wired.publisher, event)
                     .await

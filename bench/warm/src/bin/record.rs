@@ -1,5 +1,6 @@
 //! Records the SDK traffic of every warm-benchmark scenario against the local stack
-//! (`make up && make record-warm`), into `bench/warm/recorded/<scenario>.json`.
+//! (`make up && make record-warm`, or `make record-warm RECORD=<part of a name>` for some),
+//! into `bench/warm/recorded/<scenario>.json`.
 //!
 //! The handlers run here, in-process, on the deployed tables, topic and mail sender (names read
 //! from the Lambda API), so every recorded response is one the emulator really gave. Fresh ids
@@ -58,7 +59,13 @@ async fn main() -> Result<(), Box<dyn Error>> {
     eprintln!("projected; a follower for {organizer}");
     follow(&plain, &organizer).await?;
 
+    // `record <part of a name>` re-records only the scenarios whose name contains it, leaving
+    // the other recordings (and their diffs) alone.
+    let only = std::env::args().nth(1).unwrap_or_default();
     for scenario in Scenario::ALL {
+        if !scenario.name().contains(&only) {
+            continue;
+        }
         let recorder = Recorder::new(https_client(TrustedRoots::from_env()));
         let wired = Wired::new(
             &sdk_config(SharedHttpClient::new(recorder.clone()), &endpoint),
