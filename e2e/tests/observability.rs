@@ -15,6 +15,25 @@ fn emf_records(lines: &[String]) -> Vec<Value> {
         .collect()
 }
 
+/// The per-batch EMF records of a batch-driven function (by its stack output) written since
+/// `since` that counted at least one message, once there are any.
+async fn batch_records(
+    stack: &Stack,
+    logs: &aws_sdk_cloudwatchlogs::Client,
+    function_output: &str,
+    since: i64,
+) -> Vec<Value> {
+    let what = format!("{function_output}'s batch records");
+    eventually(&what, Duration::from_secs(30), || async {
+        let batches: Vec<Value> = emf_records(&stack.log_lines(logs, function_output, since).await)
+            .into_iter()
+            .filter(|r| r["MessagesProcessed"].as_f64() >= Some(1.0))
+            .collect();
+        (!batches.is_empty()).then_some(batches)
+    })
+    .await
+}
+
 #[tokio::test]
 async fn a_created_event_is_counted_and_timed_in_emf_on_every_hop() {
     let stack = Stack::load().await;
@@ -41,42 +60,11 @@ async fn a_created_event_is_counted_and_timed_in_emf_on_every_hop() {
         (mine.len() >= 2).then_some(mine)
     })
     .await;
-    // The relay's records are per stream batch, so they carry no correlation id: any clean
-    // batch since the request will do.
-    let relay_records = eventually(
-        "the relay's EMF records",
-        Duration::from_secs(30),
-        || async {
-            let records = emf_records(
-                &stack
-                    .log_lines(&logs, "OutboxRelayFunctionName", since)
-                    .await,
-            );
-            let batches: Vec<Value> = records
-                .into_iter()
-                .filter(|r| r["MessagesProcessed"].as_f64() >= Some(1.0))
-                .collect();
-            (!batches.is_empty()).then_some(batches)
-        },
-    )
-    .await;
-    let consumer_records = eventually(
-        "the consumer's EMF records",
-        Duration::from_secs(30),
-        || async {
-            let records = emf_records(
-                &stack
-                    .log_lines(&logs, "ReadModelUpdaterFunctionName", since)
-                    .await,
-            );
-            let batches: Vec<Value> = records
-                .into_iter()
-                .filter(|r| r.get("MessagesProcessed").is_some())
-                .collect();
-            (!batches.is_empty()).then_some(batches)
-        },
-    )
-    .await;
+    // The relay's records are per stream batch, so they carry no correlation id: any batch
+    // since the request will do.
+    let relay_records = batch_records(&stack, &logs, "OutboxRelayFunctionName", since).await;
+    let consumer_records =
+        batch_records(&stack, &logs, "ReadModelUpdaterFunctionName", since).await;
 
     let created = api_records
         .iter()
