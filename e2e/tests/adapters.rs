@@ -609,6 +609,30 @@ mod accounts {
     }
 
     #[tokio::test]
+    async fn making_an_unsubscribe_token_twice_keeps_the_first_as_racing_first_mails_would() {
+        let store = user_store().await;
+        let user = UserId::parse("id", &unique("adapter-user")).unwrap();
+
+        let first = store.make_unsubscribe_token(&user).await.unwrap();
+        let second = store.make_unsubscribe_token(&user).await.unwrap();
+
+        assert_eq!(second, first, "the conditional write kept the first");
+        assert_eq!(
+            store.mail_settings(&user).await.unwrap().unsubscribe_token,
+            Some(first.clone())
+        );
+        assert!(store.unsubscribe(&first).await.unwrap(), "its link works");
+        assert!(
+            !store
+                .mail_settings(&user)
+                .await
+                .unwrap()
+                .preferences
+                .notifications
+        );
+    }
+
+    #[tokio::test]
     async fn the_login_throttle_locks_after_the_fifth_failure_and_reset_clears_it() {
         let stack = Stack::load().await;
         let dynamo = aws_sdk_dynamodb::Client::new(&sdk_config().await);

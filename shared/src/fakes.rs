@@ -413,12 +413,20 @@ pub struct InMemoryUsers {
     preferences: Mutex<BTreeMap<String, crate::ports::Preferences>>,
     /// Users whose unsubscribe token has been made (it is `token-<user id>`).
     tokens: Mutex<BTreeSet<String>>,
+    /// How many times `mail_settings` was asked, to count a consumer's reads.
+    settings_reads: std::sync::atomic::AtomicUsize,
     users: Mutex<BTreeMap<String, (crate::domain::User, String)>>,
     failures: Mutex<BTreeMap<String, (i64, i64)>>,
     outbox: Mutex<Vec<Envelope>>,
 }
 
 impl InMemoryUsers {
+    /// How many times the mail settings (preferences and token) were read.
+    pub fn settings_reads(&self) -> usize {
+        self.settings_reads
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn outbox(&self) -> Vec<Envelope> {
         self.outbox.lock().unwrap().clone()
     }
@@ -803,6 +811,8 @@ impl crate::ports::Follows for InMemoryUsers {
         &self,
         user: &crate::domain::UserId,
     ) -> Result<crate::ports::MailSettings, StoreError> {
+        self.settings_reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(crate::ports::MailSettings {
             preferences: self.preferences(user).await?,
             unsubscribe_token: self
@@ -826,7 +836,10 @@ impl crate::ports::Follows for InMemoryUsers {
         Ok(())
     }
 
-    async fn unsubscribe_token(&self, user: &crate::domain::UserId) -> Result<String, StoreError> {
+    async fn make_unsubscribe_token(
+        &self,
+        user: &crate::domain::UserId,
+    ) -> Result<String, StoreError> {
         self.tokens.lock().unwrap().insert(user.as_str().to_owned());
         Ok(format!("token-{user}"))
     }

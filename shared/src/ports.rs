@@ -573,7 +573,16 @@ pub trait Follows: Send + Sync {
     ) -> Result<(), StoreError>;
     /// The user's unsubscribe token, made on first use. It is a capability: whoever holds the
     /// link may turn that user's notification mail off, and nothing else.
-    async fn unsubscribe_token(&self, user: &UserId) -> Result<String, StoreError>;
+    async fn unsubscribe_token(&self, user: &UserId) -> Result<String, StoreError> {
+        match self.mail_settings(user).await?.unsubscribe_token {
+            Some(token) => Ok(token),
+            None => self.make_unsubscribe_token(user).await,
+        }
+    }
+    /// Makes the user's unsubscribe token without reading first, for a caller whose
+    /// `mail_settings` just showed none: a first mail then costs one read, not two. If another
+    /// made one meanwhile, that one is returned.
+    async fn make_unsubscribe_token(&self, user: &UserId) -> Result<String, StoreError>;
     /// Turns notification mail off for the token's user; `false` for an unknown token.
     async fn unsubscribe(&self, token: &str) -> Result<bool, StoreError>;
     /// Profiles of `users` that exist, as recipients.

@@ -225,7 +225,11 @@ impl<E: EventStore, F: Follows, M: Mailer, I: Idempotency> Notifier<E, F, M, I> 
         // nobody who is never mailed gets one.
         let token = match settings.unsubscribe_token {
             Some(token) => token,
-            None => match self.follows.unsubscribe_token(&recipient.user_id).await {
+            None => match self
+                .follows
+                .make_unsubscribe_token(&recipient.user_id)
+                .await
+            {
                 Ok(token) => token,
                 Err(error) => {
                     self.idempotency.release(claim).await.map_err(retry)?;
@@ -459,6 +463,32 @@ mod tests {
             .collect();
         assert_eq!(links, [true, true]);
         assert_eq!(token(&muted).await, None, "nobody unmailed gets a token");
+    }
+
+    #[tokio::test]
+    async fn a_first_mail_reads_the_recipients_settings_once_though_it_makes_their_token() {
+        let app = app();
+        let organizer = user(&app, "org").await;
+        let follower = user(&app, "fan").await;
+        app.follows
+            .follow(&follower, &FollowTarget::Organizer(organizer.id.clone()))
+            .await
+            .unwrap();
+        let created = envelope(DomainEvent::EventCreated(
+            meetup(&app, &organizer, &["rust"]).await,
+        ));
+
+        let response = app
+            .handle_batch(batch(&created), far_deadline())
+            .await
+            .unwrap();
+
+        assert!(response.batch_item_failures.is_empty());
+        assert_eq!(app.mailer.sent().len(), 1);
+        let made = app.follows.mail_settings(&follower.id).await.unwrap();
+        assert!(made.unsubscribe_token.is_some(), "made by this first mail");
+        // One read in the handler, one by this test.
+        assert_eq!(app.follows.settings_reads(), 2);
     }
 
     #[tokio::test]

@@ -403,10 +403,7 @@ impl Follows for DynamoUserStore {
         Ok(())
     }
 
-    async fn unsubscribe_token(&self, user: &UserId) -> Result<String, StoreError> {
-        if let Some(token) = self.mail_settings(user).await?.unsubscribe_token {
-            return Ok(token);
-        }
+    async fn make_unsubscribe_token(&self, user: &UserId) -> Result<String, StoreError> {
         // Two racing first mails may both make a token; the conditional write keeps one, and
         // the loser reads it back.
         let token = new_token();
