@@ -57,10 +57,12 @@ impl DynamoSearchIndex {
     /// event costs one round trip, not one per chunk.
     async fn write(&self, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
         use futures::{StreamExt, TryStreamExt};
-        let chunks: Vec<_> = requests
-            .chunks(25)
-            .map(|chunk| self.write_chunk(chunk.to_vec()))
-            .collect();
+        // Moved into their chunks, not cloned: an event's update is dozens of entries.
+        let mut requests = requests.into_iter().peekable();
+        let mut chunks = Vec::new();
+        while requests.peek().is_some() {
+            chunks.push(self.write_chunk(requests.by_ref().take(25).collect()));
+        }
         futures::stream::iter(chunks)
             .buffer_unordered(CONCURRENT_CHUNKS)
             .try_collect()
