@@ -48,6 +48,18 @@ fn the_lambda_configuration_comes_from_lambdas_own_variables_and_names_what_is_m
         (Some(false), Some(false))
     );
     assert!(config.credentials_provider().is_some());
+    let timeouts = config.timeout_config().expect("timeouts are set");
+    assert_eq!(
+        (
+            timeouts.operation_attempt_timeout(),
+            timeouts.operation_timeout()
+        ),
+        (
+            Some(std::time::Duration::from_secs(2)),
+            Some(std::time::Duration::from_secs(6))
+        ),
+        "the SDK's defaults would wait on a silent peer until the Lambda timeout"
+    );
 
     set("AWS_ENDPOINT_URL", "http://127.0.0.1:4566");
     set("AWS_USE_DUALSTACK_ENDPOINT", "true");

@@ -75,9 +75,11 @@ impl Resources {
 }
 
 /// An SDK configuration on `http`, with fixed test credentials and region, as every function
-/// builds its own from the Lambda environment.
+/// builds its own from the Lambda environment, and the functions' timeouts (each call arms
+/// their timers).
 pub fn sdk_config(http: SharedHttpClient, endpoint: &str) -> SdkConfig {
     SdkConfig::builder()
+        .timeout_config(evently_shared::aws::lambda_timeouts())
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .credentials_provider(SharedCredentialsProvider::new(Credentials::new(

@@ -45,8 +45,9 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
 ///
 /// Why not the default chain: none of its other sources can apply in Lambda, and referring to
 /// them links the STS, SSO, IMDS, container and profile-file providers into every binary and
-/// builds them at every cold start (BENCHMARKS.md measures both). Retries, timeouts and the
-/// credentials cache are the SDK's defaults for the behaviour version, as with the chain.
+/// builds them at every cold start (BENCHMARKS.md measures both). Retries and the credentials
+/// cache are the SDK's defaults for the behaviour version, as with the chain; the timeouts are
+/// [`lambda_timeouts`].
 pub fn lambda_sdk_config() -> Result<aws_config::SdkConfig, ConfigError> {
     let region = required("AWS_REGION")
         .or_else(|_| required("AWS_DEFAULT_REGION"))
@@ -62,9 +63,30 @@ pub fn lambda_sdk_config() -> Result<aws_config::SdkConfig, ConfigError> {
         ))
         .http_client(tls::https_client(tls::TrustedRoots::from_env()))
         .use_fips(flag("AWS_USE_FIPS_ENDPOINT")?)
-        .use_dual_stack(flag("AWS_USE_DUALSTACK_ENDPOINT")?);
+        .use_dual_stack(flag("AWS_USE_DUALSTACK_ENDPOINT")?)
+        .timeout_config(lambda_timeouts());
     if let Ok(endpoint) = required("AWS_ENDPOINT_URL") {
         config = config.endpoint_url(endpoint);
     }
     Ok(config.build())
+}
+
+/// How long a function waits on one AWS call. The SDK's own defaults bound only the connect
+/// (3.1 s): an attempt whose peer goes silent once connected would wait until the Lambda
+/// timeout. An HTTP caller would then get the gateway's bare error after 10 s instead of our
+/// problem+json answer, and a consumer would fail its whole SQS batch for one stuck message.
+///
+/// The figures leave room: every call the functions make answers in milliseconds in region
+/// (the slowest, SES's SendEmail, in well under a second), so an attempt that has not
+/// finished in two seconds is retried on a fresh connection, and the whole call, retries
+/// included, gives up after six, inside every function's timeout in AWS (10 s or more). Tools
+/// ([`sdk_config`]) keep the SDK's defaults: they run on an operator's network, with no Lambda
+/// timeout to stay inside.
+pub fn lambda_timeouts() -> aws_config::timeout::TimeoutConfig {
+    use std::time::Duration;
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(1))
+        .operation_attempt_timeout(Duration::from_secs(2))
+        .operation_timeout(Duration::from_secs(6))
+        .build()
 }
