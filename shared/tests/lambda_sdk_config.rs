@@ -55,8 +55,8 @@ fn the_lambda_configuration_comes_from_lambdas_own_variables_and_names_what_is_m
             timeouts.operation_timeout()
         ),
         (
-            Some(std::time::Duration::from_secs(2)),
-            Some(std::time::Duration::from_secs(6))
+            Some(std::time::Duration::from_millis(1500)),
+            Some(std::time::Duration::from_secs(4))
         ),
         "the SDK's defaults would wait on a silent peer until the Lambda timeout"
     );

@@ -76,17 +76,17 @@ pub fn lambda_sdk_config() -> Result<aws_config::SdkConfig, ConfigError> {
 /// timeout. An HTTP caller would then get the gateway's bare error after 10 s instead of our
 /// problem+json answer, and a consumer would fail its whole SQS batch for one stuck message.
 ///
-/// The figures leave room: every call the functions make answers in milliseconds in region
-/// (the slowest, SES's SendEmail, in well under a second), so an attempt that has not
-/// finished in two seconds is retried on a fresh connection, and the whole call, retries
-/// included, gives up after six, inside every function's timeout in AWS (10 s or more). Tools
-/// ([`sdk_config`]) keep the SDK's defaults: they run on an operator's network, with no Lambda
-/// timeout to stay inside.
+/// Every call the functions make answers in milliseconds in region (the slowest, SES's
+/// SendEmail, in well under a second), so an attempt that has not finished in 1.5 s is retried
+/// on a fresh connection. The whole call, retries included, gives up after 4 s: twice that
+/// still fits in events-api's 10 s timeout, so a listing whose read-model query hangs can
+/// still be answered from the events table, its fallback. Tools ([`sdk_config`]) keep the
+/// SDK's defaults: they run on an operator's network, with no Lambda timeout to stay inside.
 pub fn lambda_timeouts() -> aws_config::timeout::TimeoutConfig {
     use std::time::Duration;
     aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(1))
-        .operation_attempt_timeout(Duration::from_secs(2))
-        .operation_timeout(Duration::from_secs(6))
+        .operation_attempt_timeout(Duration::from_millis(1500))
+        .operation_timeout(Duration::from_secs(4))
         .build()
 }
