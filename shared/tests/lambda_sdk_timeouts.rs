@@ -2,7 +2,6 @@
 //! timeout error, after a retry on a new connection, instead of waiting for the Lambda timeout.
 //! `lambda_sdk_config` reads the process environment, so this is the only test in its binary.
 
-use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -10,7 +9,7 @@ use std::time::Instant;
 
 use evently_shared::aws::{lambda_sdk_config, lambda_timeouts};
 
-/// A peer on 127.0.0.1 that accepts every connection, reads what it is sent and never answers.
+/// A peer on 127.0.0.1 that accepts every connection and never answers.
 /// Dropping it stops its thread and closes what it holds.
 struct SilentPeer {
     address: std::net::SocketAddr,
@@ -33,11 +32,9 @@ impl SilentPeer {
                     if stop.load(Ordering::SeqCst) {
                         break;
                     }
-                    let Ok(mut stream) = stream else { continue };
+                    let Ok(stream) = stream else { continue };
                     accepted.fetch_add(1, Ordering::SeqCst);
-                    // Read the request so the client's write completes; then say nothing.
-                    stream.set_nonblocking(true).expect("a socket mode");
-                    let _ = stream.read(&mut [0; 4096]);
+                    // Kept open and never answered; the kernel takes the request.
                     held.push(stream);
                 }
             }
