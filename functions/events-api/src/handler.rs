@@ -975,6 +975,40 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_store_outage_is_an_opaque_500_problem_carrying_only_the_correlation_id() {
+        let (signer, config) = test_keys(ISSUER, AUDIENCE);
+        let app = App {
+            store: Unavailable,
+            read_model: InMemoryEvents::default(),
+            analytics: InMemoryAnalytics::default(),
+            search: InMemorySearch::default(),
+            idempotency: InMemoryIdempotency::default(),
+            tokens: TokenVerifier::new(&config).unwrap(),
+        };
+        let user = UserId::parse("sub", "user-1").unwrap();
+        let token = signer.issue(&user, chrono::Utc::now().timestamp()).token;
+
+        let response = app.handle(post(Some(&token), &valid_body())).await;
+
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            header(&response, "content-type"),
+            "application/problem+json"
+        );
+        let problem = json_of(&response);
+        assert_eq!(
+            problem,
+            json!({
+                "type": "/problems/internal",
+                "title": "Internal error",
+                "status": 500,
+                "correlation_id": "test-corr-1",
+            }),
+            "the cause belongs in the log, not in the answer"
+        );
+    }
+
+    #[tokio::test]
     async fn list_events_rejects_a_limit_out_of_range_and_a_forged_cursor() {
         let h = harness();
         for (name, value) in [
