@@ -685,16 +685,20 @@ mod tests {
     const ISSUER: &str = "https://auth.evently.test";
     const AUDIENCE: &str = "evently-api";
 
-    struct Harness<R> {
-        app: App<InMemoryEvents, R, InMemoryAnalytics, InMemorySearch, InMemoryIdempotency>,
+    struct Harness<R, S = InMemoryEvents> {
+        app: App<S, R, InMemoryAnalytics, InMemorySearch, InMemoryIdempotency>,
         signer: TokenSigner,
     }
 
     fn harness_with<R>(read_model: R) -> Harness<R> {
+        harness_of(InMemoryEvents::default(), read_model)
+    }
+
+    fn harness_of<S, R>(store: S, read_model: R) -> Harness<R, S> {
         let (signer, config) = test_keys(ISSUER, AUDIENCE);
         Harness {
             app: App {
-                store: InMemoryEvents::default(),
+                store,
                 read_model,
                 analytics: InMemoryAnalytics::default(),
                 search: InMemorySearch::default(),
@@ -709,7 +713,7 @@ mod tests {
         harness_with(InMemoryEvents::default())
     }
 
-    impl<R> Harness<R> {
+    impl<R, S> Harness<R, S> {
         fn token(&self, sub: &str) -> String {
             let user = UserId::parse("sub", sub).unwrap();
             self.signer
@@ -976,19 +980,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_store_outage_is_an_opaque_500_problem_carrying_only_the_correlation_id() {
-        let (signer, config) = test_keys(ISSUER, AUDIENCE);
-        let app = App {
-            store: Unavailable,
-            read_model: InMemoryEvents::default(),
-            analytics: InMemoryAnalytics::default(),
-            search: InMemorySearch::default(),
-            idempotency: InMemoryIdempotency::default(),
-            tokens: TokenVerifier::new(&config).unwrap(),
-        };
-        let user = UserId::parse("sub", "user-1").unwrap();
-        let token = signer.issue(&user, chrono::Utc::now().timestamp()).token;
+        let h = harness_of(Unavailable, InMemoryEvents::default());
 
-        let response = app.handle(post(Some(&token), &valid_body())).await;
+        let response = h
+            .app
+            .handle(post(Some(&h.token("user-1")), &valid_body()))
+            .await;
 
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(
