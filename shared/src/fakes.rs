@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 
@@ -414,7 +415,7 @@ pub struct InMemoryUsers {
     /// Users whose unsubscribe token has been made (it is `token-<user id>`).
     tokens: Mutex<BTreeSet<String>>,
     /// How many times `mail_settings` was asked, to count a consumer's reads.
-    settings_reads: std::sync::atomic::AtomicUsize,
+    settings_reads: AtomicUsize,
     users: Mutex<BTreeMap<String, (crate::domain::User, String)>>,
     failures: Mutex<BTreeMap<String, (i64, i64)>>,
     outbox: Mutex<Vec<Envelope>>,
@@ -423,8 +424,7 @@ pub struct InMemoryUsers {
 impl InMemoryUsers {
     /// How many times the mail settings (preferences and token) were read.
     pub fn settings_reads(&self) -> usize {
-        self.settings_reads
-            .load(std::sync::atomic::Ordering::Relaxed)
+        self.settings_reads.load(Ordering::Relaxed)
     }
 
     pub fn outbox(&self) -> Vec<Envelope> {
@@ -568,6 +568,59 @@ impl crate::ports::Mailer for RecordingMailer {
         }
         sent.push(mail.clone());
         Ok(format!("message-{}", sent.len()))
+    }
+}
+
+/// A secret in memory: it counts its reads and can be taken down.
+#[derive(Debug, Default)]
+pub struct InMemoryVault {
+    secret: Mutex<Option<String>>,
+    reads: AtomicUsize,
+    down: AtomicBool,
+}
+
+impl InMemoryVault {
+    pub fn holding(secret: impl Into<String>) -> Self {
+        Self {
+            secret: Mutex::new(Some(secret.into())),
+            ..Self::default()
+        }
+    }
+
+    pub fn secret(&self) -> Option<String> {
+        self.secret.lock().unwrap().clone()
+    }
+
+    /// How many reads were asked for, failed ones included.
+    pub fn reads(&self) -> usize {
+        self.reads.load(Ordering::SeqCst)
+    }
+
+    /// While down, every call fails as unavailable.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    fn check_up(&self) -> Result<(), StoreError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(StoreError::unavailable(Outage));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl crate::ports::KeyVault for InMemoryVault {
+    async fn read(&self) -> Result<Option<String>, StoreError> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.check_up()?;
+        Ok(self.secret())
+    }
+
+    async fn write(&self, secret: &str) -> Result<(), StoreError> {
+        self.check_up()?;
+        *self.secret.lock().unwrap() = Some(secret.to_owned());
+        Ok(())
     }
 }
 
@@ -811,8 +864,7 @@ impl crate::ports::Follows for InMemoryUsers {
         &self,
         user: &crate::domain::UserId,
     ) -> Result<crate::ports::MailSettings, StoreError> {
-        self.settings_reads
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.settings_reads.fetch_add(1, Ordering::Relaxed);
         Ok(crate::ports::MailSettings {
             preferences: self.preferences(user).await?,
             unsubscribe_token: self

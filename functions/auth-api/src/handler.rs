@@ -5,29 +5,30 @@ use evently_shared::domain::{
     DisplayName, Email, FieldError, FieldErrors, Password, Tag, Timestamp, User, UserId,
 };
 use evently_shared::http::{
-    ApiError, Body, JsonObject, KeyScope, Request, Response, ResponseContext, caller, idempotent,
-    json_object, request_path, serve,
+    ApiError, Body, JsonObject, KeyScope, Request, Response, ResponseContext, caller,
+    idempotency_key, idempotent, json_object, request_path, serve,
 };
 use evently_shared::metrics;
 use evently_shared::password::PasswordHasher;
 use evently_shared::ports::{
-    FollowTarget, Follows, Idempotency, LoginThrottle, Preferences, UserStore,
+    FollowTarget, Follows, Idempotency, KeyVault, LoginThrottle, Preferences, UserStore,
 };
-use evently_shared::tokens::{PublicKey, TokenSigner, TokenVerifier};
+use evently_shared::tokens::{PublicKey, TokenVerifier};
 use lambda_http::http::{HeaderValue, Method, StatusCode, header};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::keys::{Signing, SigningKeys};
+
 /// The function's dependencies, as ports.
-pub struct App<U, T, I> {
+pub struct App<U, T, I, V> {
     pub users: U,
     pub throttle: T,
     /// `Idempotency-Key` records for POST /signup.
     pub idempotency: I,
-    /// Keys the signup fingerprints (see [`KeyScope::pepper`]).
-    pub idempotency_pepper: Vec<u8>,
+    /// The private key: the signer of POST /login and the pepper of keyed signups.
+    pub keys: SigningKeys<V>,
     pub hasher: PasswordHasher,
-    pub signer: TokenSigner,
     pub verifier: TokenVerifier,
     pub public_keys: Vec<PublicKey>,
     /// Addresses whose tokens carry the admin role.
@@ -77,7 +78,7 @@ fn account_error(error: AccountError) -> ApiError {
     }
 }
 
-impl<U: UserStore + Follows, T: LoginThrottle, I: Idempotency> App<U, T, I> {
+impl<U: UserStore + Follows, T: LoginThrottle, I: Idempotency, V: KeyVault> App<U, T, I, V> {
     /// Answers one request. Never fails: every error becomes a problem+json response.
     pub async fn handle(&self, request: Request) -> Response<Body> {
         let ctx = ResponseContext::for_request(&request);
@@ -111,6 +112,12 @@ impl<U: UserStore + Follows, T: LoginThrottle, I: Idempotency> App<U, T, I> {
             }
             _ => Err(ApiError::NotFound),
         }
+    }
+
+    /// The private key's material; an instance that cannot read it answers an opaque 500 (the
+    /// cause is logged) on the routes that need it, and keeps serving the others.
+    async fn signing(&self) -> Result<&Signing, ApiError> {
+        self.keys.get().await.map_err(ApiError::internal)
     }
 
     async fn sign_up(
@@ -162,13 +169,18 @@ impl<U: UserStore + Follows, T: LoginThrottle, I: Idempotency> App<U, T, I> {
                 .insert(header::LOCATION, HeaderValue::from_static("/me"));
             Ok(response)
         };
+        // Only a keyed signup fingerprints its body, so only it waits for the private key.
+        let pepper: &[u8] = match idempotency_key(request)? {
+            Some(_) => &self.signing().await?.idempotency_pepper,
+            None => b"",
+        };
         let keys = KeyScope {
             store: &self.idempotency,
             scope: "POST /signup",
             // Nobody is signed in yet: every signup shares one key space, and the fingerprint
             // (peppered: the body holds a password) tells a retry from a stranger's request.
             owner: "anonymous",
-            pepper: &self.idempotency_pepper,
+            pepper,
         };
         idempotent(keys, request, ctx, write).await
     }
@@ -193,11 +205,12 @@ impl<U: UserStore + Follows, T: LoginThrottle, I: Idempotency> App<U, T, I> {
             ))
             .into());
         };
+        let signing = self.signing().await?;
         let issued = accounts::log_in(
             &self.users,
             &self.throttle,
             &self.hasher,
-            &self.signer,
+            &signing.signer,
             &self.admins,
             email,
             password,
@@ -375,7 +388,9 @@ fn parse_follow_target(body: serde_json::Map<String, Value>) -> Result<FollowTar
 
 #[cfg(test)]
 mod tests {
-    use evently_shared::fakes::{InMemoryIdempotency, InMemoryUsers, schema_violations};
+    use evently_shared::fakes::{
+        InMemoryIdempotency, InMemoryUsers, InMemoryVault, schema_violations,
+    };
     use std::collections::HashMap;
 
     use evently_shared::tokens::{KeyRing, TokenConfig};
@@ -387,7 +402,7 @@ mod tests {
     const ISSUER: &str = "https://auth.evently.test";
     const AUDIENCE: &str = "evently-api";
 
-    type TestApp = App<InMemoryUsers, InMemoryUsers, InMemoryIdempotency>;
+    type TestApp = App<InMemoryUsers, InMemoryUsers, InMemoryIdempotency, InMemoryVault>;
 
     fn app() -> TestApp {
         let ring = KeyRing::generate().rotate();
@@ -400,9 +415,12 @@ mod tests {
             users: InMemoryUsers::default(),
             throttle: InMemoryUsers::default(),
             idempotency: InMemoryIdempotency::default(),
-            idempotency_pepper: b"test pepper".to_vec(),
+            keys: SigningKeys::new(
+                InMemoryVault::holding(serde_json::to_string(&ring).unwrap()),
+                config.clone(),
+                900,
+            ),
             hasher: PasswordHasher::default(),
-            signer: TokenSigner::new(&ring.current, ISSUER, AUDIENCE, 900).unwrap(),
             verifier: TokenVerifier::new(&config).unwrap(),
             public_keys: ring.public_keys(),
             admins: vec![Email::parse("email", "boss@example.com").unwrap()],
@@ -758,6 +776,43 @@ mod tests {
             .headers_mut()
             .insert("idempotency-key", key.parse().unwrap());
         request
+    }
+
+    #[tokio::test]
+    async fn while_the_key_secret_is_unreadable_only_login_and_keyed_signup_fail() {
+        let app = app();
+        app.keys.vault.set_down(true);
+
+        let signup = app
+            .handle(post("/signup", signup_body("ada@example.com")))
+            .await;
+        let keyed_signup = app
+            .handle(keyed(
+                post("/signup", signup_body("bob@example.com")),
+                "s-1",
+            ))
+            .await;
+        let login = log_in(&app, "ada@example.com", "correct horse battery").await;
+        let jwks = app.handle(get("/.well-known/jwks.json", None)).await;
+        app.keys.vault.set_down(false);
+        let login_after = log_in(&app, "ada@example.com", "correct horse battery").await;
+
+        assert_eq!(signup.status(), StatusCode::CREATED);
+        assert_eq!(jwks.status(), StatusCode::OK);
+        for failed in [&keyed_signup, &login] {
+            assert_eq!(failed.status(), StatusCode::INTERNAL_SERVER_ERROR);
+            let body = json_of(failed);
+            assert_eq!(body["status"], 500);
+            assert!(
+                body.get("detail").is_none(),
+                "the cause is only logged: {body}"
+            );
+        }
+        assert_eq!(login_after.status(), StatusCode::OK);
+        let me = app
+            .handle(get("/me", json_of(&login_after)["access_token"].as_str()))
+            .await;
+        assert_eq!(me.status(), StatusCode::OK);
     }
 
     #[tokio::test]

@@ -2,6 +2,7 @@
 
 mod config;
 mod handler;
+mod keys;
 
 use std::sync::Arc;
 
@@ -9,9 +10,9 @@ use evently_shared::aws::{
     DynamoIdempotency, DynamoLoginThrottle, DynamoUserStore, SecretsManagerVault, lambda_sdk_config,
 };
 use evently_shared::password::PasswordHasher;
-use evently_shared::ports::KeyVault;
 use evently_shared::telemetry;
-use evently_shared::tokens::{KeyRing, TokenSigner, TokenVerifier};
+use evently_shared::tokens::TokenVerifier;
+use keys::SigningKeys;
 use lambda_http::{Error, Request, service_fn};
 
 // Lambda sends one event at a time: a single-threaded runtime starts no worker threads
@@ -23,47 +24,30 @@ async fn main() -> Result<(), Error> {
     let sdk = lambda_sdk_config()?;
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
 
-    // The signing key is read once per cold start; a rotation deploys new public keys to every
-    // function, which restarts them.
+    // The signing key is read once per instance (a rotation deploys new public keys to every
+    // function, which restarts them), after init: see `keys`.
     let vault = SecretsManagerVault::new(
         aws_sdk_secretsmanager::Client::new(&sdk),
         &config.key_secret_id,
     );
-    let ring = KeyRing::from_json(&vault.read().await?.ok_or("the key secret is empty")?)
-        .map_err(|_| "the key secret does not hold a valid key ring")?;
-    if !config
-        .tokens
-        .public_keys
-        .iter()
-        .any(|k| k.kid == ring.current.kid)
-    {
-        return Err("JWT_PUBLIC_KEYS does not list the current signing key".into());
-    }
-    let signer = TokenSigner::new(
-        &ring.current,
-        &config.tokens.issuer,
-        &config.tokens.audience,
-        config.token_ttl_seconds,
-    )?;
     let verifier = TokenVerifier::new(&config.tokens)?;
-    // The signup fingerprint pepper is derived from the signing key: a secret every instance
-    // shares and that never leaves the function.
-    let idempotency_pepper = evently_shared::idempotency::fingerprint(&[
-        b"evently signup idempotency pepper",
-        ring.current.private_key.as_bytes(),
-    ])
-    .into_bytes();
-
     let app = Arc::new(handler::App {
         users: DynamoUserStore::new(dynamo.clone(), &config.users_table, &config.events_table),
         throttle: DynamoLoginThrottle::new(dynamo.clone(), &config.users_table),
         idempotency: DynamoIdempotency::new(dynamo, &config.idempotency_table),
-        idempotency_pepper,
+        keys: SigningKeys::new(vault, config.tokens.clone(), config.token_ttl_seconds),
         hasher: PasswordHasher::default(),
-        signer,
         verifier,
         public_keys: config.tokens.public_keys,
         admins: config.admins,
+    });
+    // Runs once the runtime waits for its first event, so the read overlaps that wait; a
+    // request that needs the key before it is read waits for this same read.
+    let prefetch = Arc::clone(&app);
+    tokio::spawn(async move {
+        if let Err(error) = prefetch.keys.get().await {
+            tracing::error!(error = %error, "the signing key could not be read; retried on use");
+        }
     });
     lambda_http::run(service_fn(move |request: Request| {
         let app = Arc::clone(&app);

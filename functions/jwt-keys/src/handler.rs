@@ -125,35 +125,19 @@ async fn answer(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-
-    use async_trait::async_trait;
+    use evently_shared::fakes::InMemoryVault;
     use evently_shared::tokens::parse_public_keys;
     use serde_json::json;
 
     use super::*;
 
-    /// A secret in memory; it starts with the random text CloudFormation puts in a new secret.
-    struct MemoryVault(Mutex<Option<String>>);
-
-    impl MemoryVault {
-        fn fresh() -> Self {
-            Self(Mutex::new(Some("Xq9!random-initial-secret".into())))
-        }
-        fn ring(&self) -> KeyRing {
-            KeyRing::from_json(self.0.lock().unwrap().as_deref().unwrap()).unwrap()
-        }
+    /// A vault holding the random text CloudFormation puts in a new secret.
+    fn fresh_vault() -> InMemoryVault {
+        InMemoryVault::holding("Xq9!random-initial-secret")
     }
 
-    #[async_trait]
-    impl KeyVault for MemoryVault {
-        async fn read(&self) -> Result<Option<String>, StoreError> {
-            Ok(self.0.lock().unwrap().clone())
-        }
-        async fn write(&self, secret: &str) -> Result<(), StoreError> {
-            *self.0.lock().unwrap() = Some(secret.to_owned());
-            Ok(())
-        }
+    fn ring_in(vault: &InMemoryVault) -> KeyRing {
+        KeyRing::from_json(&vault.secret().unwrap()).unwrap()
     }
 
     fn request(
@@ -177,7 +161,7 @@ mod tests {
 
     #[tokio::test]
     async fn create_stores_a_key_ring_and_returns_only_public_keys() {
-        let vault = MemoryVault::fresh();
+        let vault = fresh_vault();
 
         let (url, response) = handle(&vault, request("Create", "1", "1")).await;
 
@@ -186,7 +170,7 @@ mod tests {
             response.status,
             CloudFormationCustomResourceResponseStatus::Success
         );
-        let ring = vault.ring();
+        let ring = ring_in(&vault);
         assert_eq!(
             parse_public_keys(&response.data["PublicKeys"]).unwrap(),
             ring.public_keys()
@@ -197,25 +181,25 @@ mod tests {
 
     #[tokio::test]
     async fn an_update_without_a_new_generation_keeps_the_keys() {
-        let vault = MemoryVault::fresh();
+        let vault = fresh_vault();
         handle(&vault, request("Create", "1", "1")).await;
-        let before = vault.ring();
+        let before = ring_in(&vault);
 
         let (_, response) = handle(&vault, request("Update", "1", "1")).await;
 
-        assert_eq!(vault.ring(), before);
+        assert_eq!(ring_in(&vault), before);
         assert_eq!(response.physical_resource_id, PHYSICAL_ID);
     }
 
     #[tokio::test]
     async fn a_new_generation_rotates_and_keeps_the_previous_key() {
-        let vault = MemoryVault::fresh();
+        let vault = fresh_vault();
         handle(&vault, request("Create", "1", "1")).await;
-        let before = vault.ring();
+        let before = ring_in(&vault);
 
         let (_, response) = handle(&vault, request("Update", "2", "1")).await;
 
-        let after = vault.ring();
+        let after = ring_in(&vault);
         assert_ne!(after.current, before.current);
         assert_eq!(after.previous, Some(before.current.clone()));
         assert_eq!(response.data["CurrentKid"], after.current.kid);
@@ -229,7 +213,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_fixtures_create_then_rotate() {
-        let vault = MemoryVault::fresh();
+        let vault = fresh_vault();
         let fixture = |raw: &str| serde_json::from_str(raw).unwrap();
 
         handle(
@@ -239,7 +223,7 @@ mod tests {
             )),
         )
         .await;
-        let created = vault.ring();
+        let created = ring_in(&vault);
         handle(
             &vault,
             fixture(include_str!(
@@ -248,14 +232,14 @@ mod tests {
         )
         .await;
 
-        assert_eq!(vault.ring().previous, Some(created.current));
+        assert_eq!(ring_in(&vault).previous, Some(created.current));
     }
 
     #[tokio::test]
     async fn delete_succeeds_and_leaves_the_secret_alone() {
-        let vault = MemoryVault::fresh();
+        let vault = fresh_vault();
         handle(&vault, request("Create", "1", "1")).await;
-        let before = vault.ring();
+        let before = ring_in(&vault);
 
         let (_, response) = handle(&vault, request("Delete", "1", "1")).await;
 
@@ -263,6 +247,6 @@ mod tests {
             response.status,
             CloudFormationCustomResourceResponseStatus::Success
         );
-        assert_eq!(vault.ring(), before);
+        assert_eq!(ring_in(&vault), before);
     }
 }
