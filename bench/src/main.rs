@@ -79,6 +79,9 @@ enum Bench {
 #[derive(Debug, Clone, Copy)]
 struct Start {
     millis: f64,
+    /// Milliseconds to the key ring's answer, when the harness answers it (see
+    /// [`secrets_manager_stub`]), before or after the first `next`.
+    key_millis: Option<f64>,
     peak_rss_kib: u64,
     /// The part of the resident set that is the process's own memory (heap, stacks), not
     /// pages of its binary and libraries.
@@ -115,26 +118,33 @@ fn runtime_api() -> (String, mpsc::Receiver<Instant>) {
 }
 
 /// Answers Secrets Manager's `GetSecretValue` on 127.0.0.1 with `answer` (the JSON body),
-/// at once: the extra `auth-api` row measures the function's own initialisation, its real
-/// SDK call over HTTP included, without the time the emulator (or, on AWS, the network and
-/// the service) takes to answer. Any other operation gets a 400.
-fn secrets_manager_stub(answer: String) -> String {
+/// at once, and sends the moment it answered: the extra `auth-api` row measures the function
+/// with its key read, its real SDK call over HTTP included, without the time the emulator
+/// (or, on AWS, the network and the service) takes to answer. Any other operation gets a 400.
+fn secrets_manager_stub(answer: String) -> (String, mpsc::Receiver<Instant>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
     let address = format!("http://{}", listener.local_addr().expect("its address"));
+    let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let mut held = Vec::new();
         for stream in listener.incoming().flatten() {
             // One request per start; the connection stays open until the function is killed,
             // as a service's would.
-            if answer_one(&stream, &answer).is_ok() {
-                held.push(stream);
+            match answer_one(&stream, &answer) {
+                Ok(true) => {
+                    let _ = tx.send(Instant::now());
+                    held.push(stream);
+                }
+                Ok(false) => held.push(stream),
+                Err(_) => {}
             }
         }
     });
-    address
+    (address, rx)
 }
 
-fn answer_one(stream: &TcpStream, answer: &str) -> std::io::Result<()> {
+/// Answers one request; true if it was the secret's.
+fn answer_one(stream: &TcpStream, answer: &str) -> std::io::Result<bool> {
     let mut reader = BufReader::new(stream);
     let mut line = String::new();
     reader.read_line(&mut line)?;
@@ -153,7 +163,8 @@ fn answer_one(stream: &TcpStream, answer: &str) -> std::io::Result<()> {
         }
     }
     std::io::Read::read_exact(&mut reader, &mut vec![0; length])?;
-    let (status, body) = if target == "secretsmanager.GetSecretValue" {
+    let secret = target == "secretsmanager.GetSecretValue";
+    let (status, body) = if secret {
         ("200 OK", answer)
     } else {
         (
@@ -166,7 +177,8 @@ fn answer_one(stream: &TcpStream, answer: &str) -> std::io::Result<()> {
         stream,
         "HTTP/1.1 {status}\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
-    )
+    )?;
+    Ok(secret)
 }
 
 /// The `GetSecretValue` answer for `secret_id`, as the service sent it, for the stub.
@@ -227,18 +239,40 @@ fn as_lambda<'c>(
         .stderr(Stdio::null())
 }
 
-fn start_once(binary: &Path, environment: &HashMap<String, String>) -> Result<Start, String> {
+/// One start of `binary`. With `key_answers` (the stub's), it also waits for the function to
+/// read its key ring, after the first `next` if need be, before it is killed.
+fn start_once(
+    binary: &Path,
+    environment: &HashMap<String, String>,
+    key_answers: Option<&mpsc::Receiver<Instant>>,
+) -> Result<Start, String> {
     let (address, next) = runtime_api();
+    // An answer to an earlier start that was killed first is not this start's.
+    if let Some(answers) = key_answers {
+        answers.try_iter().for_each(drop);
+    }
     let started = Instant::now();
     let mut child = as_lambda(&mut Command::new(binary), environment, &address)
         .spawn()
         .map_err(|e| format!("{}: {e}", binary.display()))?;
+    let since_start = |at: Instant| at.duration_since(started).as_secs_f64() * 1000.0;
     let outcome = match next.recv_timeout(Duration::from_secs(10)) {
-        Ok(at) => Ok(Start {
-            millis: at.duration_since(started).as_secs_f64() * 1000.0,
-            peak_rss_kib: status_kib(child.id(), "VmHWM"),
-            anon_kib: status_kib(child.id(), "RssAnon"),
-        }),
+        Ok(at) => {
+            let peak_rss_kib = status_kib(child.id(), "VmHWM");
+            let anon_kib = status_kib(child.id(), "RssAnon");
+            match key_answers.map(|answers| answers.recv_timeout(Duration::from_secs(10))) {
+                Some(Err(_)) => Err(format!(
+                    "{} never read its key ring (within 10 s of its first next)",
+                    binary.display()
+                )),
+                key => Ok(Start {
+                    millis: since_start(at),
+                    key_millis: key.and_then(Result::ok).map(since_start),
+                    peak_rss_kib,
+                    anon_kib,
+                }),
+            }
+        }
         Err(_) => Err(format!(
             "{} never asked for an event (init failed or took over 10 s)",
             binary.display()
@@ -371,17 +405,28 @@ async fn cold_start(runs: usize, profile: &str, build: bool, stack: &str) -> Res
     for function in FUNCTIONS {
         let binary = bin_dir.join(function);
         let environment = environment_of(&lambda, stack, function).await?;
-        let (measured, beside) = measure_beside(&binary, &environment, runs, floor)?;
+        let (measured, beside) = measure_beside(&binary, &environment, runs, floor, None)?;
         print_row(function, &measured, &beside, &binary);
         if let Some(secret_id) = environment
             .get(KEY_SECRET_VARIABLE)
-            .filter(|_| READS_KEY_RING_AT_INIT.contains(&function))
+            .filter(|_| READS_KEY_RING_AT_START.contains(&function))
         {
-            let stub = secrets_manager_stub(get_secret_value_answer(&sdk, secret_id).await?);
+            let (stub, answers) =
+                secrets_manager_stub(get_secret_value_answer(&sdk, secret_id).await?);
             let mut environment = environment.clone();
             environment.insert("AWS_ENDPOINT_URL".into(), stub);
-            let (measured, beside) = measure_beside(&binary, &environment, runs, floor)?;
+            let (measured, beside) =
+                measure_beside(&binary, &environment, runs, floor, Some(&answers))?;
             print_row(&format!("{function}*"), &measured, &beside, &binary);
+            if let Some(key) = &measured.key {
+                println!(
+                    "{:<20} key ring answered {:.2} ms after exec (p50), after the first next \
+                     in {} of {runs} starts",
+                    format!("{function}*"),
+                    key.p50,
+                    key.after_next
+                );
+            }
         }
     }
     println!(
@@ -389,15 +434,17 @@ async fn cold_start(runs: usize, profile: &str, build: bool, stack: &str) -> Res
          start, so that both see the same moments of the machine"
     );
     println!(
-        "* the key ring's GetSecretValue answered at once by the harness: the function's own \
-         init (its SDK call over HTTP included), without the service's time to answer"
+        "* the key ring's GetSecretValue answered at once by the harness: the function without \
+         the service's time to answer (its SDK call over HTTP included); the harness waits for \
+         that answer before it kills the function, also when it comes after the first next"
     );
     Ok(())
 }
 
-/// The functions that read the key ring at init (jwt-keys has the variable too, but reads the
-/// secret only when it rotates the key), and the variable naming the secret.
-const READS_KEY_RING_AT_INIT: [&str; 1] = ["auth-api"];
+/// The functions that read the key ring at start (jwt-keys has the variable too, but reads
+/// the secret only when it rotates the key), and the variable naming the secret. auth-api reads
+/// it once its runtime waits for the first event (functions/auth-api/src/keys.rs).
+const READS_KEY_RING_AT_START: [&str; 1] = ["auth-api"];
 const KEY_SECRET_VARIABLE: &str = "JWT_KEY_SECRET_ID";
 
 /// The figures of one function's starts.
@@ -407,6 +454,14 @@ struct Measured {
     max: f64,
     rss_p50: f64,
     anon_p50: f64,
+    /// When the harness answered the key ring (see [`Start::key_millis`]).
+    key: Option<KeyRead>,
+}
+
+struct KeyRead {
+    p50: f64,
+    /// Starts whose key ring was answered after their first `next`.
+    after_next: usize,
 }
 
 /// `runs` starts of `binary`, after one uncounted start to warm the page cache.
@@ -415,7 +470,7 @@ fn measure(
     environment: &HashMap<String, String>,
     runs: usize,
 ) -> Result<Measured, String> {
-    Ok(figures(&starts(binary, environment, runs, None)?.0))
+    Ok(figures(&starts(binary, environment, runs, None, None)?.0))
 }
 
 /// [`measure`], with as many starts of the `floor` (binary, environment) alternating with
@@ -425,8 +480,9 @@ fn measure_beside(
     environment: &HashMap<String, String>,
     runs: usize,
     floor: (&Path, &HashMap<String, String>),
+    key_answers: Option<&mpsc::Receiver<Instant>>,
 ) -> Result<(Measured, Measured), String> {
-    let (starts, floor_starts) = starts(binary, environment, runs, Some(floor))?;
+    let (starts, floor_starts) = starts(binary, environment, runs, Some(floor), key_answers)?;
     Ok((figures(&starts), figures(&floor_starts)))
 }
 
@@ -437,14 +493,15 @@ fn starts(
     environment: &HashMap<String, String>,
     runs: usize,
     floor: Option<(&Path, &HashMap<String, String>)>,
+    key_answers: Option<&mpsc::Receiver<Instant>>,
 ) -> Result<Starts, String> {
-    start_once(binary, environment)?;
+    start_once(binary, environment, key_answers)?;
     let (mut starts, mut floor_starts) = (Vec::with_capacity(runs), Vec::new());
     for _ in 0..runs {
         if let Some((floor, environment)) = floor {
-            floor_starts.push(start_once(floor, environment)?);
+            floor_starts.push(start_once(floor, environment, None)?);
         }
-        starts.push(start_once(binary, environment)?);
+        starts.push(start_once(binary, environment, key_answers)?);
     }
     Ok((starts, floor_starts))
 }
@@ -458,6 +515,16 @@ fn figures(starts: &[Start]) -> Measured {
         max: millis[millis.len() - 1],
         rss_p50: percentile(&sorted(starts.iter().map(|s| mib(s.peak_rss_kib))), 50.0),
         anon_p50: percentile(&sorted(starts.iter().map(|s| mib(s.anon_kib))), 50.0),
+        key: starts
+            .iter()
+            .all(|s| s.key_millis.is_some())
+            .then(|| KeyRead {
+                p50: percentile(&sorted(starts.iter().filter_map(|s| s.key_millis)), 50.0),
+                after_next: starts
+                    .iter()
+                    .filter(|s| s.key_millis.is_some_and(|key| key > s.millis))
+                    .count(),
+            }),
     }
 }
 
@@ -524,5 +591,44 @@ mod tests {
             .unwrap();
 
         assert!(next.recv_timeout(Duration::from_secs(5)).is_ok());
+    }
+
+    fn call(address: &str, target: &str) -> String {
+        let mut stream = TcpStream::connect(address.trim_start_matches("http://")).unwrap();
+        write!(
+            stream,
+            "POST / HTTP/1.1\r\nhost: x\r\nx-amz-target: {target}\r\ncontent-length: 2\r\n\r\n{{}}"
+        )
+        .unwrap();
+        // The stub keeps the connection open: read the head, then exactly the body.
+        let mut reader = BufReader::new(stream);
+        let (mut answer, mut length) = (String::new(), 0);
+        while !answer.ends_with("\r\n\r\n") {
+            let at = answer.len();
+            reader.read_line(&mut answer).unwrap();
+            if let Some(value) = answer[at..].strip_prefix("content-length:") {
+                length = value.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; length];
+        std::io::Read::read_exact(&mut reader, &mut body).unwrap();
+        answer + &String::from_utf8(body).unwrap()
+    }
+
+    #[test]
+    fn the_secrets_stub_answers_get_secret_value_and_notes_when() {
+        let (address, answered) = secrets_manager_stub(r#"{"SecretString":"ring"}"#.into());
+
+        let secret = call(&address, "secretsmanager.GetSecretValue");
+        let other = call(&address, "secretsmanager.ListSecrets");
+
+        assert!(secret.starts_with("HTTP/1.1 200"), "{secret}");
+        assert!(secret.ends_with(r#"{"SecretString":"ring"}"#), "{secret}");
+        assert!(other.starts_with("HTTP/1.1 400"), "{other}");
+        assert_eq!(
+            answered.try_iter().count(),
+            1,
+            "only the secret's answer is noted"
+        );
     }
 }
