@@ -4,8 +4,10 @@
 //! Each release binary is started as Lambda would start it, against a minimal Runtime API
 //! served here on 127.0.0.1, with its real initialisation: the environment of the deployed
 //! function (read from the Lambda API of the local stack, or AWS), SDK clients, and key
-//! material (auth-api reads its key ring from Secrets Manager). The first `next` is the end of
-//! init: the harness notes the time, reads the process's peak RSS (`VmHWM`) and kills it.
+//! material. The first `next` is the end of init: the harness notes the time, reads the
+//! process's peak RSS (`VmHWM`) and kills it. auth-api starts reading its key ring from Secrets
+//! Manager as its runtime starts polling; in its second row the harness answers that read and
+//! waits for it before the kill, and prints when it answered.
 //! A `lambda_runtime` hello-world is measured the same way, in the same run, as the floor.
 
 use std::collections::HashMap;
