@@ -103,18 +103,19 @@ mod tests {
         }
     }
 
-    fn ring_json(ring: &KeyRing) -> String {
-        serde_json::to_string(ring).unwrap()
+    /// Keys whose vault holds `stored`, for verifiers that list `listed`'s public keys.
+    fn keys_holding(stored: &KeyRing, listed: &KeyRing) -> SigningKeys<InMemoryVault> {
+        SigningKeys::new(
+            InMemoryVault::holding(serde_json::to_string(stored).unwrap()),
+            config_for(listed),
+            900,
+        )
     }
 
     #[tokio::test]
     async fn the_key_is_read_once_and_signs_tokens_the_verifier_accepts() {
         let ring = KeyRing::generate();
-        let keys = SigningKeys::new(
-            InMemoryVault::holding(ring_json(&ring)),
-            config_for(&ring),
-            900,
-        );
+        let keys = keys_holding(&ring, &ring);
 
         let first = keys.get().await.unwrap();
         let token = first
@@ -130,11 +131,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_read_is_tried_again_by_the_next_caller() {
         let ring = KeyRing::generate();
-        let keys = SigningKeys::new(
-            InMemoryVault::holding(ring_json(&ring)),
-            config_for(&ring),
-            900,
-        );
+        let keys = keys_holding(&ring, &ring);
         keys.vault.set_down(true);
 
         let during = keys.get().await.map(|_| ());
@@ -150,11 +147,7 @@ mod tests {
     async fn a_key_the_verifiers_do_not_list_is_refused_by_its_kid() {
         let ring = KeyRing::generate();
         let other = KeyRing::generate();
-        let keys = SigningKeys::new(
-            InMemoryVault::holding(ring_json(&ring)),
-            config_for(&other),
-            900,
-        );
+        let keys = keys_holding(&ring, &other);
 
         let error = keys.get().await.map(|_| ()).unwrap_err();
 
