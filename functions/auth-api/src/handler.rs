@@ -205,19 +205,24 @@ impl<U: UserStore + Follows, T: LoginThrottle, I: Idempotency, V: KeyVault> App<
             ))
             .into());
         };
-        let signing = self.signing().await?;
-        let issued = accounts::log_in(
-            &self.users,
-            &self.throttle,
-            &self.hasher,
-            &signing.signer,
-            &self.admins,
-            email,
-            password,
-            Timestamp::now(),
-        )
-        .await
-        .map_err(account_error)?;
+        let now = Timestamp::now();
+        // On a new instance the key may still be on its way: it arrives while the password is
+        // checked. A wrong password is a 401 whether or not the key could be read.
+        let (signing, authenticated) = tokio::join!(
+            self.signing(),
+            accounts::authenticate(
+                &self.users,
+                &self.throttle,
+                &self.hasher,
+                &self.admins,
+                email,
+                password,
+                now,
+            )
+        );
+        let issued = authenticated
+            .map_err(account_error)?
+            .token(&signing?.signer, now);
         let mut response = ctx.json(
             StatusCode::OK,
             &TokenResponse {
@@ -793,12 +798,14 @@ mod tests {
             ))
             .await;
         let login = log_in(&app, "ada@example.com", "correct horse battery").await;
+        let wrong_password = log_in(&app, "ada@example.com", "not the password").await;
         let jwks = app.handle(get("/.well-known/jwks.json", None)).await;
         app.keys.vault.set_down(false);
         let login_after = log_in(&app, "ada@example.com", "correct horse battery").await;
 
         assert_eq!(signup.status(), StatusCode::CREATED);
         assert_eq!(jwks.status(), StatusCode::OK);
+        assert_eq!(wrong_password.status(), StatusCode::UNAUTHORIZED);
         for failed in [&keyed_signup, &login] {
             assert_eq!(failed.status(), StatusCode::INTERNAL_SERVER_ERROR);
             let body = json_of(failed);

@@ -54,20 +54,32 @@ pub async fn sign_up(
 /// The role that unlocks operator views such as daily analytics.
 pub const ADMIN_ROLE: &str = "admin";
 
-/// Checks the password and issues an access token (with the admin role for addresses in
-/// `admins`). Five failures within the window lock the account until the window ends; a
-/// success clears the count.
-#[allow(clippy::too_many_arguments)]
-pub async fn log_in(
+/// Who a correct password proved the caller to be, with the roles their token carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authenticated {
+    pub user_id: UserId,
+    pub roles: Vec<String>,
+}
+
+impl Authenticated {
+    /// The access token for this caller, valid from `now`.
+    pub fn token(&self, signer: &TokenSigner, now: Timestamp) -> IssuedToken {
+        signer.issue_with_roles(&self.user_id, &self.roles, now.unix_seconds())
+    }
+}
+
+/// Checks the password (with the admin role for addresses in `admins`). Five failures within
+/// the window lock the account until the window ends; a success clears the count. Signing is
+/// left to the caller ([`Authenticated::token`]), so that it can fetch its key meanwhile.
+pub async fn authenticate(
     store: &impl UserStore,
     throttle: &impl LoginThrottle,
     hasher: &PasswordHasher,
-    signer: &TokenSigner,
     admins: &[Email],
     email: Email,
     password: Password,
     now: Timestamp,
-) -> Result<IssuedToken, AccountError> {
+) -> Result<Authenticated, AccountError> {
     if let LoginGate::Locked {
         retry_after_seconds,
     } = throttle.gate(&email, now).await?
@@ -88,7 +100,10 @@ pub async fn log_in(
             } else {
                 Vec::new()
             };
-            Ok(signer.issue_with_roles(&credentials.user_id, &roles, now.unix_seconds()))
+            Ok(Authenticated {
+                user_id: credentials.user_id,
+                roles,
+            })
         }
         _ => {
             throttle.record_failure(&email, now).await?;
