@@ -783,6 +783,12 @@ mod tests {
         request
     }
 
+    /// POST /signup of `email` with `Idempotency-Key: key`.
+    async fn keyed_signup(app: &TestApp, email: &str, key: &str) -> Response<Body> {
+        app.handle(keyed(post("/signup", signup_body(email)), key))
+            .await
+    }
+
     #[tokio::test]
     async fn while_the_key_secret_is_unreadable_only_login_and_keyed_signup_fail() {
         let app = app();
@@ -791,12 +797,7 @@ mod tests {
         let signup = app
             .handle(post("/signup", signup_body("ada@example.com")))
             .await;
-        let keyed_signup = app
-            .handle(keyed(
-                post("/signup", signup_body("bob@example.com")),
-                "s-1",
-            ))
-            .await;
+        let signup_with_key = keyed_signup(&app, "bob@example.com", "s-1").await;
         let login = log_in(&app, "ada@example.com", "correct horse battery").await;
         let wrong_password = log_in(&app, "ada@example.com", "not the password").await;
         let jwks = app.handle(get("/.well-known/jwks.json", None)).await;
@@ -806,7 +807,7 @@ mod tests {
         assert_eq!(signup.status(), StatusCode::CREATED);
         assert_eq!(jwks.status(), StatusCode::OK);
         assert_eq!(wrong_password.status(), StatusCode::UNAUTHORIZED);
-        for failed in [&keyed_signup, &login] {
+        for failed in [&signup_with_key, &login] {
             assert_eq!(failed.status(), StatusCode::INTERNAL_SERVER_ERROR);
             let body = json_of(failed);
             assert_eq!(body["status"], 500);
@@ -826,18 +827,8 @@ mod tests {
     async fn a_retried_signup_with_the_same_key_replays_the_201_instead_of_a_409() {
         let app = app();
 
-        let first = app
-            .handle(keyed(
-                post("/signup", signup_body("ada@example.com")),
-                "s-1",
-            ))
-            .await;
-        let retry = app
-            .handle(keyed(
-                post("/signup", signup_body("ada@example.com")),
-                "s-1",
-            ))
-            .await;
+        let first = keyed_signup(&app, "ada@example.com", "s-1").await;
+        let retry = keyed_signup(&app, "ada@example.com", "s-1").await;
 
         assert_eq!(first.status(), StatusCode::CREATED);
         assert_eq!(retry.status(), StatusCode::CREATED);
@@ -852,11 +843,7 @@ mod tests {
         let mut other = signup_body("ada@example.com");
         other["password"] = json!("another long passphrase");
 
-        app.handle(keyed(
-            post("/signup", signup_body("ada@example.com")),
-            "s-2",
-        ))
-        .await;
+        keyed_signup(&app, "ada@example.com", "s-2").await;
         let reused = app.handle(keyed(post("/signup", other), "s-2")).await;
 
         assert_eq!(reused.status(), StatusCode::UNPROCESSABLE_ENTITY);
