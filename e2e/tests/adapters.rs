@@ -4,15 +4,19 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use evently_e2e::{Stack, sdk_config};
 use evently_shared::app::events::{ReadSource, list_events};
-use evently_shared::aws::{DynamoEventStore, DynamoReadModel, DynamoSearchIndex, SnsPublisher};
+use evently_shared::aws::{
+    DynamoAnalytics, DynamoEventStore, DynamoIdempotency, DynamoOnce, DynamoReadModel,
+    DynamoSearchIndex, SnsPublisher,
+};
 use evently_shared::domain::{
     Description, Event, EventDraft, EventId, Schedule, SearchEntry, SearchQuery, Tags, Timestamp,
     Title, UserId, Venue, Visibility,
 };
 use evently_shared::envelope::{CorrelationId, DomainEvent};
 use evently_shared::ports::{
-    Applied, Consistency, EventReader, EventStore, EventView, OutgoingMessage, PageRequest,
-    Published, Publisher, ReadModel, SearchIndex, StoreError,
+    Analytics, Applied, Begun, Claim, Consistency, Count, CountOnce, EventReader, EventStore,
+    EventView, Idempotency, OutgoingMessage, PageRequest, ProjectOnce, Published, Publisher,
+    ReadModel, SearchIndex, Settled, StoreError,
 };
 
 fn new_event(visibility: Visibility, starts_in_seconds: i64) -> Event {
@@ -125,6 +129,183 @@ async fn the_read_model_applies_only_newer_versions() {
         .unwrap()
         .unwrap();
     assert_eq!(stored, event);
+}
+
+/// The read model with the idempotency kit's records, as read-model-updater wires them, and the
+/// kit's own adapter on the same table.
+async fn projections() -> (
+    DynamoOnce<DynamoReadModel>,
+    DynamoReadModel,
+    DynamoIdempotency,
+) {
+    let stack = Stack::load().await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk_config().await);
+    let read_model = || DynamoReadModel::new(dynamo.clone(), stack.output("ReadModelTableName"));
+    let records = DynamoIdempotency::new(dynamo.clone(), stack.output("IdempotencyTableName"));
+    (
+        DynamoOnce::new(read_model(), records.clone()),
+        read_model(),
+        records,
+    )
+}
+
+fn unique_scope() -> String {
+    format!("adapter-test-{}", ulid::Ulid::generate())
+}
+
+fn at_version(event: &Event, version: u64, title: &str) -> Event {
+    let mut event = event.clone();
+    event.version = version;
+    event.title = Title::parse("title", title).unwrap();
+    event
+}
+
+#[tokio::test]
+async fn a_batch_of_projections_is_written_once_with_its_records() {
+    let (projections, read_model, _) = projections().await;
+    let scope = unique_scope();
+    let events: Vec<Event> = (0..3)
+        .map(|i| new_event(Visibility::Public, 86_400 * 402 + i))
+        .collect();
+    let batch: Vec<(&str, &Event)> = ["k0", "k1", "k2"].into_iter().zip(&events).collect();
+
+    let first = projections.apply_once(&scope, &batch).await;
+    let again = projections.apply_once(&scope, &batch).await;
+
+    let first: Vec<_> = first.into_iter().map(Result::unwrap).collect();
+    let again: Vec<_> = again.into_iter().map(Result::unwrap).collect();
+    assert_eq!(first, [Settled::Done(Applied::Changed); 3]);
+    assert_eq!(again, [Settled::AlreadyDone; 3]);
+    for event in &events {
+        let stored = read_model.get(&event.id, Consistency::Strong).await;
+        assert_eq!(stored.unwrap().as_ref(), Some(event));
+    }
+}
+
+#[tokio::test]
+async fn versions_of_one_event_in_one_batch_end_at_the_newest_whatever_their_order() {
+    let (projections, read_model, _) = projections().await;
+    let scope = unique_scope();
+    let event = new_event(Visibility::Public, 86_400 * 403);
+    let (v3, v1, v2) = (
+        at_version(&event, 3, "Third"),
+        at_version(&event, 1, "First"),
+        at_version(&event, 2, "Second"),
+    );
+    let other = new_event(Visibility::Public, 86_400 * 404);
+
+    let settled = projections
+        .apply_once(
+            &scope,
+            &[("v3", &v3), ("v1", &v1), ("other", &other), ("v2", &v2)],
+        )
+        .await;
+
+    let settled: Vec<_> = settled.into_iter().map(Result::unwrap).collect();
+    assert_eq!(
+        settled,
+        [
+            Settled::Done(Applied::Changed),
+            Settled::Done(Applied::Stale),
+            Settled::Done(Applied::Changed),
+            Settled::Done(Applied::Stale),
+        ]
+    );
+    let stored = read_model.get(&event.id, Consistency::Strong).await;
+    assert_eq!(stored.unwrap(), Some(v3));
+}
+
+#[tokio::test]
+async fn a_batch_writes_its_new_entries_around_ones_already_done_or_held_elsewhere() {
+    let (projections, read_model, records) = projections().await;
+    let scope = unique_scope();
+    let events: Vec<Event> = (0..4)
+        .map(|i| new_event(Visibility::Public, 86_400 * 405 + i))
+        .collect();
+    projections
+        .apply_once(&scope, &[("done", &events[0])])
+        .await;
+    let now = Timestamp::now();
+    // Another invocation holds this key through the kit's claim.
+    records
+        .begin(Claim::new(&scope, "held"), now, now.plus_seconds(60))
+        .await
+        .unwrap();
+
+    let settled = projections
+        .apply_once(
+            &scope,
+            &[
+                ("new-1", &events[1]),
+                ("done", &events[0]),
+                ("held", &events[2]),
+                ("new-2", &events[3]),
+            ],
+        )
+        .await;
+
+    let settled: Vec<_> = settled.into_iter().map(Result::unwrap).collect();
+    assert_eq!(
+        settled,
+        [
+            Settled::Done(Applied::Changed),
+            Settled::AlreadyDone,
+            Settled::InProgressElsewhere,
+            Settled::Done(Applied::Changed),
+        ]
+    );
+    let held = read_model.get(&events[2].id, Consistency::Strong).await;
+    assert_eq!(held.unwrap(), None, "nothing is written for a held key");
+    let begun = records
+        .begin(Claim::new(&scope, "new-1"), now, now.plus_seconds(60))
+        .await
+        .unwrap();
+    assert!(matches!(begun, Begun::AlreadyDone(_)), "{begun:?}");
+}
+
+#[tokio::test]
+async fn counts_of_a_batch_add_up_once_however_often_the_batch_comes() {
+    let stack = Stack::load().await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk_config().await);
+    let analytics = DynamoAnalytics::new(dynamo.clone(), stack.output("AnalyticsTableName"));
+    let counters = DynamoOnce::new(
+        analytics.clone(),
+        DynamoIdempotency::new(dynamo, stack.output("IdempotencyTableName")),
+    );
+    let scope = unique_scope();
+    let event = EventId::generate();
+    // A day no other test counts on: the counters start at zero.
+    let day = format!("adapter-{}", ulid::Ulid::generate());
+    let counts = [
+        Count::EventCreated { day: day.clone() },
+        Count::EventCreated { day: day.clone() },
+        Count::Signup { day: day.clone() },
+        Count::RsvpCreated { event },
+        Count::RsvpCreated { event },
+        Count::RsvpCancelled { event },
+    ];
+    let keys = ["e1", "e2", "s1", "r1", "r2", "c1"];
+    let batch: Vec<(&str, &Count)> = keys.into_iter().zip(&counts).collect();
+
+    let first = counters.record_once(&scope, &batch).await;
+    let again = counters.record_once(&scope, &batch[..4]).await;
+
+    let first: Vec<_> = first.into_iter().map(Result::unwrap).collect();
+    let again: Vec<_> = again.into_iter().map(Result::unwrap).collect();
+    assert_eq!(first, [Settled::Done(()); 6]);
+    assert_eq!(again, [Settled::AlreadyDone; 4]);
+    let stats = analytics.event_stats(&event).await.unwrap();
+    assert_eq!(
+        (stats.going, stats.rsvps_created, stats.rsvps_cancelled),
+        (1, 2, 1)
+    );
+    let days = analytics.daily(&day, &day).await.unwrap();
+    assert_eq!(
+        days.iter()
+            .map(|d| (d.events_created, d.signups))
+            .collect::<Vec<_>>(),
+        [(2, 1)]
+    );
 }
 
 #[tokio::test]

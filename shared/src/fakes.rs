@@ -22,6 +22,8 @@ pub struct InMemoryEvents {
     outbox: Mutex<Vec<Envelope>>,
     /// (event, user) pairs in RSVP order.
     rsvps: Mutex<Vec<(EventId, crate::domain::UserId)>>,
+    /// `<scope>#<key>` of every projection applied through [`crate::ports::ProjectOnce`].
+    projected: Mutex<BTreeSet<String>>,
 }
 
 impl InMemoryEvents {
@@ -213,6 +215,33 @@ impl ReadModel for InMemoryEvents {
     }
 }
 
+/// As the DynamoDB adapter: a key is remembered only with a projection that was written, and
+/// entries are applied in order.
+#[async_trait]
+impl crate::ports::ProjectOnce for InMemoryEvents {
+    async fn apply_once(
+        &self,
+        scope: &str,
+        batch: &[(&str, &Event)],
+    ) -> Vec<Result<crate::ports::Settled<Applied>, StoreError>> {
+        use crate::ports::Settled;
+        let mut settled = Vec::with_capacity(batch.len());
+        for (key, event) in batch {
+            let record = format!("{scope}#{key}");
+            if self.projected.lock().unwrap().contains(&record) {
+                settled.push(Ok(Settled::AlreadyDone));
+                continue;
+            }
+            let applied = ReadModel::apply(self, event).await;
+            if matches!(applied, Ok(Applied::Changed)) {
+                self.projected.lock().unwrap().insert(record);
+            }
+            settled.push(applied.map(Settled::Done));
+        }
+        settled
+    }
+}
+
 /// A store that is down: every call fails as unavailable.
 #[derive(Debug, Default)]
 pub struct Unavailable;
@@ -292,6 +321,34 @@ impl EventStore for Unavailable {
 impl ReadModel for Unavailable {
     async fn apply(&self, _: &Event) -> Result<Applied, StoreError> {
         Err(StoreError::unavailable(Outage))
+    }
+}
+
+#[async_trait]
+impl crate::ports::ProjectOnce for Unavailable {
+    async fn apply_once(
+        &self,
+        _: &str,
+        batch: &[(&str, &Event)],
+    ) -> Vec<Result<crate::ports::Settled<Applied>, StoreError>> {
+        batch
+            .iter()
+            .map(|_| Err(StoreError::unavailable(Outage)))
+            .collect()
+    }
+}
+
+#[async_trait]
+impl crate::ports::CountOnce for Unavailable {
+    async fn record_once(
+        &self,
+        _: &str,
+        batch: &[(&str, &crate::ports::Count)],
+    ) -> Vec<Result<crate::ports::Settled<()>, StoreError>> {
+        batch
+            .iter()
+            .map(|_| Err(StoreError::unavailable(Outage)))
+            .collect()
     }
 }
 
@@ -726,7 +783,7 @@ impl crate::ports::EventScan for InMemoryEvents {
     }
 }
 
-/// Counters in memory, exactly once per envelope id.
+/// Counters in memory, exactly once per `(scope, key)`.
 #[derive(Debug, Default)]
 pub struct InMemoryAnalytics {
     seen: Mutex<std::collections::BTreeSet<String>>,
@@ -735,35 +792,43 @@ pub struct InMemoryAnalytics {
 }
 
 #[async_trait]
-impl crate::ports::Analytics for InMemoryAnalytics {
-    async fn record(
+impl crate::ports::CountOnce for InMemoryAnalytics {
+    async fn record_once(
         &self,
-        envelope_id: &str,
-        count: &crate::ports::Count,
-    ) -> Result<bool, StoreError> {
-        use crate::ports::Count;
-        if !self.seen.lock().unwrap().insert(envelope_id.to_owned()) {
-            return Ok(false);
-        }
-        let mut daily = self.daily.lock().unwrap();
-        let mut stats = self.stats.lock().unwrap();
-        match count {
-            Count::EventCreated { day } => daily_entry(&mut daily, day).events_created += 1,
-            Count::Signup { day } => daily_entry(&mut daily, day).signups += 1,
-            Count::RsvpCreated { event } => {
-                let s = stats.entry(*event).or_default();
-                s.going += 1;
-                s.rsvps_created += 1;
+        scope: &str,
+        batch: &[(&str, &crate::ports::Count)],
+    ) -> Vec<Result<crate::ports::Settled<()>, StoreError>> {
+        use crate::ports::{Count, Settled};
+        let mut settled = Vec::with_capacity(batch.len());
+        for (key, count) in batch {
+            if !self.seen.lock().unwrap().insert(format!("{scope}#{key}")) {
+                settled.push(Ok(Settled::AlreadyDone));
+                continue;
             }
-            Count::RsvpCancelled { event } => {
-                let s = stats.entry(*event).or_default();
-                s.going -= 1;
-                s.rsvps_cancelled += 1;
+            let mut daily = self.daily.lock().unwrap();
+            let mut stats = self.stats.lock().unwrap();
+            match count {
+                Count::EventCreated { day } => daily_entry(&mut daily, day).events_created += 1,
+                Count::Signup { day } => daily_entry(&mut daily, day).signups += 1,
+                Count::RsvpCreated { event } => {
+                    let s = stats.entry(*event).or_default();
+                    s.going += 1;
+                    s.rsvps_created += 1;
+                }
+                Count::RsvpCancelled { event } => {
+                    let s = stats.entry(*event).or_default();
+                    s.going -= 1;
+                    s.rsvps_cancelled += 1;
+                }
             }
+            settled.push(Ok(Settled::Done(())));
         }
-        Ok(true)
+        settled
     }
+}
 
+#[async_trait]
+impl crate::ports::Analytics for InMemoryAnalytics {
     async fn event_stats(&self, event: &EventId) -> Result<crate::ports::EventStats, StoreError> {
         Ok(self
             .stats

@@ -230,6 +230,31 @@ pub trait ReadModel: EventReader {
     async fn apply(&self, event: &Event) -> Result<Applied, StoreError>;
 }
 
+/// What an exactly-once write did with one entry of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled<T> {
+    /// The entry's effect was decided now (`T` says how), and its key recorded as done.
+    Done(T),
+    /// The key was recorded as done by an earlier delivery: nothing was written.
+    AlreadyDone,
+    /// Another invocation holds the key in progress: retry later.
+    InProgressElsewhere,
+}
+
+/// [`ReadModel::apply`] for a consumer, exactly once per `(scope, key)`: each projection is
+/// written in one transaction with the idempotency kit's completed record for its key (the
+/// same record, table and claim condition as [`Idempotency`]), and a batch's entries share
+/// their transactions. Only projection writes that commit are remembered, so the record can
+/// never say done for an effect that is not in place. One result per entry, in order.
+#[async_trait]
+pub trait ProjectOnce: Send + Sync {
+    async fn apply_once(
+        &self,
+        scope: &str,
+        batch: &[(&str, &Event)],
+    ) -> Vec<Result<Settled<Applied>, StoreError>>;
+}
+
 /// One envelope ready to publish, with the attributes subscribers filter on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutgoingMessage {
@@ -485,11 +510,23 @@ pub struct DailyCounts {
     pub signups: i64,
 }
 
-/// Exactly-once counters: an envelope is counted at most once, however often it arrives.
+/// Counters an envelope moves at most once, however often it arrives.
+#[async_trait]
+pub trait CountOnce: Send + Sync {
+    /// Applies each entry's count unless its key is recorded as done in `scope`: the counters
+    /// move in one transaction with the idempotency kit's completed records (as
+    /// [`ProjectOnce`]), and the entries of a batch that add to one counter add together. One
+    /// result per entry, in order.
+    async fn record_once(
+        &self,
+        scope: &str,
+        batch: &[(&str, &Count)],
+    ) -> Vec<Result<Settled<()>, StoreError>>;
+}
+
+/// The counters, as the API reads them.
 #[async_trait]
 pub trait Analytics: Send + Sync {
-    /// Applies `count` for `envelope_id`; `false` if that envelope was counted before.
-    async fn record(&self, envelope_id: &str, count: &Count) -> Result<bool, StoreError>;
     async fn event_stats(&self, event: &EventId) -> Result<EventStats, StoreError>;
     /// Days from `from` to `to` inclusive (`YYYY-MM-DD`), only those with counts.
     async fn daily(&self, from: &str, to: &str) -> Result<Vec<DailyCounts>, StoreError>;

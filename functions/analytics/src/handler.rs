@@ -1,39 +1,39 @@
-//! Counts each envelope once, through the shared SQS batch kit and the idempotency kit; the
-//! counter's own seen-marker, written in the same transaction, stays the last word.
+//! Counts each envelope once, through the shared SQS batch kit: a batch's counts move together,
+//! in one transaction with the idempotency kit's record of each envelope, and envelopes that
+//! add to one counter add in one update.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use evently_shared::app::analytics::{CountError, count_envelope};
-use evently_shared::consumer::{self, MessageError, Once};
+use evently_shared::app::analytics::count_of;
+use evently_shared::consumer::{self, MessageError};
 use evently_shared::envelope::Envelope;
-use evently_shared::ports::{Analytics, Idempotency, StoreError};
+use evently_shared::ports::{Count, CountOnce};
 use lambda_runtime::Error;
 
 /// The idempotency scope of this consumer.
 pub const SCOPE: &str = "analytics";
 
 pub async fn handle_batch(
-    analytics: &impl Analytics,
-    once: &Once<'_, impl Idempotency>,
+    counters: &impl CountOnce,
     event: SqsEvent,
 ) -> Result<SqsBatchResponse, Error> {
-    consumer::process_envelopes(event, once, |envelope| count(analytics, envelope)).await
+    consumer::process_together(event, prepare, |counts| count(counters, counts)).await
 }
 
-async fn count(analytics: &impl Analytics, envelope: Envelope) -> Result<(), MessageError> {
-    match count_envelope(analytics, &envelope).await {
-        Ok(Some(true)) => {
-            consumer::note("counted");
-            Ok(())
-        }
-        Ok(Some(false)) => {
-            consumer::note("already counted; envelope skipped");
-            Ok(())
-        }
-        Ok(None) => Ok(()),
-        Err(CountError::Envelope(error)) => Err(MessageError::Permanent(error.to_string())),
-        Err(CountError::Store(StoreError::Corrupt(reason))) => Err(MessageError::Permanent(reason)),
-        Err(CountError::Store(error)) => Err(MessageError::Retryable(error.to_string())),
-    }
+fn prepare(envelope: &Envelope) -> Result<Option<Count>, MessageError> {
+    count_of(envelope).map_err(|e| MessageError::Permanent(e.to_string()))
+}
+
+async fn count(
+    counters: &impl CountOnce,
+    counts: Vec<(String, Count)>,
+) -> Vec<Result<&'static str, MessageError>> {
+    let batch: Vec<(&str, &Count)> = counts.iter().map(|(k, c)| (k.as_str(), c)).collect();
+    counters
+        .record_once(SCOPE, &batch)
+        .await
+        .into_iter()
+        .map(|settled| consumer::outcome_of(settled, |()| "counted"))
+        .collect()
 }
 
 #[cfg(test)]
@@ -43,15 +43,12 @@ mod tests {
     use evently_shared::fakes::InMemoryAnalytics;
     use serde_json::json;
 
-    use evently_shared::fakes::fresh_once;
+    use evently_shared::ports::Analytics;
 
     use super::*;
 
-    /// One delivery to a consumer that has seen nothing yet.
-    async fn deliver(target: &impl Analytics, event: SqsEvent) -> SqsBatchResponse {
-        handle_batch(target, &fresh_once(SCOPE), event)
-            .await
-            .unwrap()
+    async fn deliver(target: &impl CountOnce, event: SqsEvent) -> SqsBatchResponse {
+        handle_batch(target, event).await.unwrap()
     }
 
     fn batch(envelopes: &[&Envelope]) -> SqsEvent {

@@ -5,9 +5,8 @@ use analytics::handler;
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use evently_shared::aws::{DynamoAnalytics, DynamoIdempotency, lambda_sdk_config};
+use evently_shared::aws::{DynamoAnalytics, DynamoIdempotency, DynamoOnce, lambda_sdk_config};
 use evently_shared::config::required;
-use evently_shared::consumer::Once;
 use evently_shared::telemetry;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
@@ -24,16 +23,13 @@ async fn main() -> Result<(), Error> {
     let table = required("ANALYTICS_TABLE")?;
     let idempotency_table = required("IDEMPOTENCY_TABLE")?;
     let dynamo = aws_sdk_dynamodb::Client::new(&lambda_sdk_config()?);
-    let analytics = Arc::new(DynamoAnalytics::new(dynamo.clone(), table));
-    let records = Arc::new(DynamoIdempotency::new(dynamo, idempotency_table));
+    let counters = Arc::new(DynamoOnce::new(
+        DynamoAnalytics::new(dynamo.clone(), table),
+        DynamoIdempotency::new(dynamo, idempotency_table),
+    ));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
-        let analytics = Arc::clone(&analytics);
-        let records = Arc::clone(&records);
-        async move {
-            let once =
-                Once::for_invocation(records.as_ref(), handler::SCOPE, event.context.deadline);
-            handler::handle_batch(analytics.as_ref(), &once, event.payload).await
-        }
+        let counters = Arc::clone(&counters);
+        async move { handler::handle_batch(counters.as_ref(), event.payload).await }
     }))
     .await
 }

@@ -1,44 +1,46 @@
-//! Applies each envelope to the read model, through the shared SQS batch kit, once per
-//! envelope (the idempotency kit); the projection's version guard makes a repeat harmless too.
+//! Applies each envelope to the read model through the shared SQS batch kit: a batch's
+//! projections are written together, each in one transaction with the idempotency kit's record
+//! of its envelope, and the projection's version guard makes a late or repeated envelope
+//! change nothing.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use evently_shared::app::read_model::{ProjectionError, apply_envelope};
-use evently_shared::consumer::{self, MessageError, Once};
+use evently_shared::app::read_model::projection_of;
+use evently_shared::consumer::{self, MessageError};
+use evently_shared::domain::Event;
 use evently_shared::envelope::Envelope;
-use evently_shared::ports::{Applied, Idempotency, ReadModel, StoreError};
+use evently_shared::ports::{Applied, ProjectOnce};
 use lambda_runtime::Error;
 
 /// The idempotency scope of this consumer.
 pub const SCOPE: &str = "read-model-updater";
 
 pub async fn handle_batch(
-    read_model: &impl ReadModel,
-    once: &Once<'_, impl Idempotency>,
+    projections: &impl ProjectOnce,
     event: SqsEvent,
 ) -> Result<SqsBatchResponse, Error> {
-    consumer::process_envelopes(event, once, |envelope| project(read_model, envelope)).await
+    consumer::process_together(event, prepare, |writes| project(projections, writes)).await
 }
 
-async fn project(read_model: &impl ReadModel, envelope: Envelope) -> Result<(), MessageError> {
-    match apply_envelope(read_model, &envelope).await {
-        Ok(Some(Applied::Changed)) => {
-            consumer::note("projection updated");
-            Ok(())
-        }
-        Ok(Some(Applied::Stale)) => {
-            consumer::note("projection already as new; envelope skipped");
-            Ok(())
-        }
-        Ok(None) => {
-            consumer::note("not projected; envelope skipped");
-            Ok(())
-        }
-        Err(ProjectionError::Envelope(error)) => Err(MessageError::Permanent(error.to_string())),
-        Err(ProjectionError::Store(StoreError::Corrupt(reason))) => {
-            Err(MessageError::Permanent(reason))
-        }
-        Err(ProjectionError::Store(error)) => Err(MessageError::Retryable(error.to_string())),
-    }
+fn prepare(envelope: &Envelope) -> Result<Option<Event>, MessageError> {
+    projection_of(envelope).map_err(|e| MessageError::Permanent(e.to_string()))
+}
+
+async fn project(
+    projections: &impl ProjectOnce,
+    writes: Vec<(String, Event)>,
+) -> Vec<Result<&'static str, MessageError>> {
+    let batch: Vec<(&str, &Event)> = writes.iter().map(|(k, e)| (k.as_str(), e)).collect();
+    projections
+        .apply_once(SCOPE, &batch)
+        .await
+        .into_iter()
+        .map(|settled| {
+            consumer::outcome_of(settled, |applied| match applied {
+                Applied::Changed => "projection updated",
+                Applied::Stale => "projection already as new; envelope skipped",
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -48,15 +50,10 @@ mod tests {
     use evently_shared::ports::{Consistency, EventReader};
     use serde_json::{Value, json};
 
-    use evently_shared::fakes::fresh_once;
-
     use super::*;
 
-    /// One delivery to a consumer that has seen nothing yet.
-    async fn deliver(target: &impl ReadModel, event: SqsEvent) -> SqsBatchResponse {
-        handle_batch(target, &fresh_once(SCOPE), event)
-            .await
-            .unwrap()
+    async fn deliver(target: &impl ProjectOnce, event: SqsEvent) -> SqsBatchResponse {
+        handle_batch(target, event).await.unwrap()
     }
 
     const CREATED: &str = include_str!("../../../events-fixtures/sqs-event-created.json");
@@ -164,25 +161,20 @@ mod tests {
     #[tokio::test]
     async fn an_envelope_id_already_handled_is_skipped_by_the_idempotency_kit() {
         let read_model = InMemoryEvents::default();
-        let once = fresh_once(SCOPE);
         let first = message_with_version("m1", 1, "First");
         // Same envelope id, other content: only the kit can tell it was handled.
         let replay = message_with_version("m2", 2, "Replayed");
 
-        handle_batch(
+        deliver(
             &read_model,
-            &once,
             serde_json::from_value(json!({ "Records": [first] })).unwrap(),
         )
-        .await
-        .unwrap();
-        let response = handle_batch(
+        .await;
+        let response = deliver(
             &read_model,
-            &once,
             serde_json::from_value(json!({ "Records": [replay] })).unwrap(),
         )
-        .await
-        .unwrap();
+        .await;
 
         assert!(response.batch_item_failures.is_empty());
         let projected = stored(&read_model).await;

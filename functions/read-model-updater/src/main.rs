@@ -5,8 +5,7 @@ use read_model_updater::{config, handler};
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use evently_shared::aws::{DynamoIdempotency, DynamoReadModel, lambda_sdk_config};
-use evently_shared::consumer::Once;
+use evently_shared::aws::{DynamoIdempotency, DynamoOnce, DynamoReadModel, lambda_sdk_config};
 use evently_shared::telemetry;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
@@ -22,19 +21,13 @@ async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = config::Config::from_env()?;
     let dynamo = aws_sdk_dynamodb::Client::new(&lambda_sdk_config()?);
-    let read_model = Arc::new(DynamoReadModel::new(
-        dynamo.clone(),
-        config.read_model_table,
+    let projections = Arc::new(DynamoOnce::new(
+        DynamoReadModel::new(dynamo.clone(), config.read_model_table),
+        DynamoIdempotency::new(dynamo, config.idempotency_table),
     ));
-    let records = Arc::new(DynamoIdempotency::new(dynamo, config.idempotency_table));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
-        let read_model = Arc::clone(&read_model);
-        let records = Arc::clone(&records);
-        async move {
-            let once =
-                Once::for_invocation(records.as_ref(), handler::SCOPE, event.context.deadline);
-            handler::handle_batch(read_model.as_ref(), &once, event.payload).await
-        }
+        let projections = Arc::clone(&projections);
+        async move { handler::handle_batch(projections.as_ref(), event.payload).await }
     }))
     .await
 }

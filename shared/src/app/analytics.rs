@@ -1,28 +1,17 @@
 //! What each domain event counts for.
 
 use crate::envelope::{DomainEvent, Envelope, EnvelopeError};
-use crate::ports::{Analytics, Count, StoreError};
-
-#[derive(Debug, thiserror::Error)]
-pub enum CountError {
-    #[error(transparent)]
-    Envelope(#[from] EnvelopeError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
+use crate::ports::Count;
 
 /// The UTC day of an instant, `YYYY-MM-DD`.
 fn day(at: crate::domain::Timestamp) -> String {
     at.to_string()[..10].to_owned()
 }
 
-/// Counts one envelope, exactly once. `Ok(None)`: nothing to count for this type;
-/// `Ok(Some(false))`: already counted (a redelivery).
-pub async fn count_envelope(
-    analytics: &impl Analytics,
-    envelope: &Envelope,
-) -> Result<Option<bool>, CountError> {
-    let count = match envelope.domain_event()? {
+/// What one envelope counts for; `None` for types that count nothing. Counting it exactly
+/// once is [`crate::ports::CountOnce`]'s.
+pub fn count_of(envelope: &Envelope) -> Result<Option<Count>, EnvelopeError> {
+    Ok(Some(match envelope.domain_event()? {
         DomainEvent::EventCreated(event) => Count::EventCreated {
             day: day(event.created_at),
         },
@@ -36,6 +25,5 @@ pub async fn count_envelope(
             event: rsvp.event_id,
         },
         DomainEvent::EventUpdated(_) | DomainEvent::EventCancelled(_) => return Ok(None),
-    };
-    Ok(Some(analytics.record(&envelope.id, &count).await?))
+    }))
 }

@@ -2,18 +2,11 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 
-use super::dynamo::{Item, condition_failures, put_new, s};
-use crate::domain::{EventId, Timestamp};
+use super::dynamo::{Item, s};
+use super::once::Write;
+use crate::domain::EventId;
 use crate::ports::{Analytics, Count, DailyCounts, EventStats, StoreError};
-
-/// How long an envelope is remembered as counted: longer than any queue keeps a message.
-const SEEN_SECONDS: i64 = 15 * 24 * 60 * 60;
-
-fn n(value: i64) -> AttributeValue {
-    AttributeValue::N(value.to_string())
-}
 
 fn number(item: &Item, name: &str) -> i64 {
     item.get(name)
@@ -26,8 +19,9 @@ fn key(pk: String, sk: String) -> Item {
     HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
 }
 
-/// Counters in their own table. Each increment is one transaction with a "seen" marker for
-/// the envelope, so a redelivered envelope fails the marker's condition and counts nothing.
+/// Counters in their own table. They move only through [`super::DynamoOnce`], in one
+/// transaction with the idempotency kit's record of the envelope, so a redelivered envelope
+/// fails the record's condition and counts nothing.
 #[derive(Debug, Clone)]
 pub struct DynamoAnalytics {
     client: Client,
@@ -43,59 +37,34 @@ impl DynamoAnalytics {
     }
 }
 
-#[async_trait]
-impl Analytics for DynamoAnalytics {
-    async fn record(&self, envelope_id: &str, count: &Count) -> Result<bool, StoreError> {
-        let (counter_key, expression) = match count {
-            Count::EventCreated { day } => {
-                (key("DAILY".into(), day.clone()), "ADD events_created :one")
-            }
-            Count::Signup { day } => (key("DAILY".into(), day.clone()), "ADD signups :one"),
-            Count::RsvpCreated { event } => (
-                key(format!("EVENT#{event}"), "STATS".into()),
-                "ADD going :one, rsvps_created :one",
-            ),
-            Count::RsvpCancelled { event } => (
-                key(format!("EVENT#{event}"), "STATS".into()),
-                "ADD going :minus_one, rsvps_cancelled :one",
-            ),
+impl DynamoAnalytics {
+    /// What `count` adds, to which counters.
+    pub(crate) fn additions(&self, count: &Count) -> Vec<Write> {
+        let add = |key: Item, attribute, delta| Write::Add {
+            table: self.table.clone(),
+            key,
+            attribute,
+            delta,
         };
-        let mut values = HashMap::from([(":one".to_owned(), n(1))]);
-        if matches!(count, Count::RsvpCancelled { .. }) {
-            values.insert(":minus_one".into(), n(-1));
-        }
-        let update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(counter_key))
-            .update_expression(expression)
-            .set_expression_attribute_values(Some(values))
-            .build()
-            .map_err(StoreError::unavailable)?;
-        let mut marker = key(format!("SEEN#{envelope_id}"), "SEEN".into());
-        marker.insert(
-            "expires_at".into(),
-            n(Timestamp::now().unix_seconds() + SEEN_SECONDS),
-        );
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(put_new(&self.table, marker)?)
-            .transact_items(TransactWriteItem::builder().update(update).build())
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(error) => {
-                let error = error.into_service_error();
-                if condition_failures(&error).contains(&0) {
-                    Ok(false)
-                } else {
-                    Err(StoreError::unavailable(error))
-                }
-            }
+        let daily = |day: &str| key("DAILY".into(), day.to_owned());
+        let stats = |event: &EventId| key(format!("EVENT#{event}"), "STATS".into());
+        match count {
+            Count::EventCreated { day } => vec![add(daily(day), "events_created", 1)],
+            Count::Signup { day } => vec![add(daily(day), "signups", 1)],
+            Count::RsvpCreated { event } => vec![
+                add(stats(event), "going", 1),
+                add(stats(event), "rsvps_created", 1),
+            ],
+            Count::RsvpCancelled { event } => vec![
+                add(stats(event), "going", -1),
+                add(stats(event), "rsvps_cancelled", 1),
+            ],
         }
     }
+}
 
+#[async_trait]
+impl Analytics for DynamoAnalytics {
     async fn event_stats(&self, event: &EventId) -> Result<EventStats, StoreError> {
         let item = self
             .client

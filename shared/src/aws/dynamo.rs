@@ -903,6 +903,46 @@ impl EventReader for DynamoReadModel {
     }
 }
 
+impl DynamoReadModel {
+    /// An item of the same version but an older view format is rewritten, so a rebuild (or a
+    /// redelivery) brings the views up to date.
+    const NEWER: &str = "attribute_not_exists(pk) OR version < :v \
+         OR (version = :v AND (attribute_not_exists(view_format) OR view_format < :f))";
+
+    fn newer_values(event: &Event) -> HashMap<String, AttributeValue> {
+        HashMap::from([
+            (
+                ":v".to_owned(),
+                AttributeValue::N(event.version.to_string()),
+            ),
+            (
+                ":f".to_owned(),
+                AttributeValue::N(CURRENT_VIEW_FORMAT.to_string()),
+            ),
+        ])
+    }
+
+    /// [`ReadModel::apply`]'s write as a transaction entry, with the name of the item it
+    /// writes.
+    pub(crate) fn projection(&self, event: &Event) -> Result<super::once::Write, StoreError> {
+        let (pk, sk) = event_key(&event.id);
+        let put = Put::builder()
+            .table_name(&self.table.table)
+            .set_item(Some(Self::to_item(event)?))
+            .condition_expression(Self::NEWER)
+            .set_expression_attribute_values(Some(Self::newer_values(event)))
+            .build()
+            .map_err(StoreError::unavailable)?;
+        Ok(super::once::Write::Own {
+            item: super::once::item_name(
+                &self.table.table,
+                &HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))]),
+            ),
+            write: Box::new(TransactWriteItem::builder().put(put).build()),
+        })
+    }
+}
+
 #[async_trait]
 impl ReadModel for DynamoReadModel {
     async fn apply(&self, event: &Event) -> Result<Applied, StoreError> {
@@ -912,14 +952,8 @@ impl ReadModel for DynamoReadModel {
             .put_item()
             .table_name(&self.table.table)
             .set_item(Some(Self::to_item(event)?))
-            // An item of the same version but an older view format is rewritten, so a rebuild
-            // (or a redelivery) brings the views up to date.
-            .condition_expression(
-                "attribute_not_exists(pk) OR version < :v \
-                 OR (version = :v AND (attribute_not_exists(view_format) OR view_format < :f))",
-            )
-            .expression_attribute_values(":v", AttributeValue::N(event.version.to_string()))
-            .expression_attribute_values(":f", AttributeValue::N(CURRENT_VIEW_FORMAT.to_string()))
+            .condition_expression(Self::NEWER)
+            .set_expression_attribute_values(Some(Self::newer_values(event)))
             .send()
             .await;
         match result {

@@ -2,7 +2,9 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+};
 
 use super::dynamo::{Item, s};
 use crate::domain::Timestamp;
@@ -18,6 +20,11 @@ fn n(value: i64) -> AttributeValue {
 fn key(scope: &str, key: &str) -> Item {
     HashMap::from([("pk".to_owned(), s(format!("{scope}#{key}")))])
 }
+
+/// When a claim may be taken: no record, an expired one, or an in-progress one whose lease ran
+/// out (its holder died).
+const CLAIMABLE: &str = "attribute_not_exists(pk) OR expires_at < :now \
+                         OR (#status = :in_progress AND in_progress_expiry < :now)";
 
 /// Idempotency records in their own table (`pk` = `<scope>#<key>`, TTL on `expires_at`).
 ///
@@ -37,6 +44,45 @@ impl DynamoIdempotency {
             client,
             table: table.into(),
         }
+    }
+
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The transaction entry that records `(scope, key)` as done until `expires_at`, on the
+    /// claim's own condition, so it fails where [`Idempotency::begin`] would not start; the
+    /// failure carries the record it met ([`Self::is_done`] reads it).
+    pub(crate) fn completed(
+        &self,
+        scope: &str,
+        key_of_work: &str,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut item = key(scope, key_of_work);
+        item.insert("status".into(), s(COMPLETED));
+        item.insert("expires_at".into(), n(expires_at.unix_seconds()));
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(CLAIMABLE)
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":now", n(now.unix_seconds()))
+            .expression_attribute_values(":in_progress", s(IN_PROGRESS))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(StoreError::unavailable)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// Whether a record that refused a claim says the work is done (rather than in progress
+    /// elsewhere).
+    pub(crate) fn is_done(record: Option<&Item>) -> bool {
+        record
+            .and_then(|r| r.get("status"))
+            .and_then(|v| v.as_s().ok())
+            .is_some_and(|status| status == COMPLETED)
     }
 }
 
@@ -67,10 +113,7 @@ impl Idempotency for DynamoIdempotency {
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
-            .condition_expression(
-                "attribute_not_exists(pk) OR expires_at < :now \
-                 OR (#status = :in_progress AND in_progress_expiry < :now)",
-            )
+            .condition_expression(CLAIMABLE)
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":now", n(now.unix_seconds()))
             .expression_attribute_values(":in_progress", s(IN_PROGRESS))

@@ -6,6 +6,7 @@
 mod analytics;
 mod dynamo;
 mod idempotency;
+mod once;
 mod search;
 mod secrets;
 mod ses;
@@ -18,6 +19,7 @@ use aws_config::environment::EnvironmentVariableCredentialsProvider;
 use aws_sdk_dynamodb::config::SharedCredentialsProvider;
 pub use dynamo::{DynamoEventStore, DynamoReadModel, EventTable, OUTBOX_ENTITY, OutboxRecord};
 pub use idempotency::DynamoIdempotency;
+pub use once::DynamoOnce;
 pub use search::DynamoSearchIndex;
 pub use secrets::SecretsManagerVault;
 pub use ses::SesMailer;

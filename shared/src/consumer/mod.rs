@@ -28,7 +28,7 @@ pub mod fault {
 }
 
 /// Why a message could not be handled. This is the one place that decides what a retry can fix.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum MessageError {
     /// A dependency failed (throttling, timeouts, 5xx): retrying later may succeed.
     #[error("retryable: {0}")]
@@ -228,25 +228,9 @@ where
     Fut: Future<Output = Result<(), MessageError>>,
 {
     let started = std::time::Instant::now();
-    let total = event.records.len();
-    let mut messages = Vec::with_capacity(total);
-    for record in event.records {
-        match Message::from_sqs(record) {
-            Some(message) => messages.push(message),
-            None => return Err("an SQS record has no messageId; failing the whole batch".into()),
-        }
-    }
-
+    let messages = messages_of(event)?;
     let runs = messages.into_iter().map(|message| {
-        let span = tracing::info_span!(
-            "message",
-            message_id = %message.message_id,
-            correlation_id = field::Empty,
-            receive_count = message.receive_count,
-        );
-        if let Some(id) = &message.correlation_id {
-            span.record("correlation_id", id.as_str());
-        }
+        let span = span_of(&message);
         let id = message.message_id.clone();
         let run = SAID.scope(
             RefCell::default(),
@@ -260,47 +244,213 @@ where
         );
         async move {
             let outcome = match run.await {
-                Ok((Ok(()), said)) => {
-                    tracing::info!(
-                        outcome = "done",
-                        event_type = said.event_type,
-                        subject = said.subject,
-                        entity_version = said.entity_version,
-                        result = said.result,
-                        "message handled"
-                    );
-                    Outcome::Done
-                }
-                Ok((Err(MessageError::Retryable(reason)), _)) => {
-                    tracing::warn!(%reason, "message failed; it will be retried");
-                    Outcome::Retryable
-                }
-                Ok((Err(MessageError::Permanent(reason)), _)) => {
-                    tracing::error!(
-                        %reason,
-                        classification = "permanent",
-                        "message cannot be processed; it goes to the dead-letter queue after the last receive"
-                    );
-                    Outcome::Permanent
-                }
-                Err(panic) => {
-                    let reason = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| (*s).to_owned())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "unknown panic payload".to_owned());
-                    tracing::error!(%reason, "message handler panicked; counted as a failure");
-                    Outcome::Panicked
-                }
+                Ok((handled, said)) => report(Ok(handled), said),
+                Err(panic) => report(Err(panic_reason(panic)), Said::default()),
             };
             (id, outcome)
         }
         .instrument(span)
     });
     let results = futures::future::join_all(runs).await;
+    Ok(respond(&results, started))
+}
 
+/// [`process_batch`] for consumers whose effect is a write that can carry its own idempotency
+/// record ([`crate::ports::ProjectOnce`], [`crate::ports::CountOnce`]): the batch's effects are
+/// written together, so a batch costs one round trip where [`process_envelopes`] makes three
+/// per message.
+///
+/// Each message's envelope goes to `prepare` in the message's span and panic boundary; it says
+/// what to write (`None`: nothing, for this type). `commit` then gets every write, keyed by
+/// envelope id (a batch that carries one envelope twice writes it once), and answers for each,
+/// in order, what was done (for the message's line) or why it failed. A panic in `commit` fails
+/// every message it was given.
+pub async fn process_together<T, P, C, Fut>(
+    event: SqsEvent,
+    prepare: P,
+    commit: C,
+) -> Result<SqsBatchResponse, lambda_runtime::Error>
+where
+    P: Fn(&crate::envelope::Envelope) -> Result<Option<T>, MessageError>,
+    C: FnOnce(Vec<(String, T)>) -> Fut,
+    Fut: Future<Output = Vec<Result<&'static str, MessageError>>>,
+{
+    enum Step {
+        Finished(Result<Result<(), MessageError>, String>),
+        Written(usize),
+        Repeat(usize),
+    }
+    let started = std::time::Instant::now();
+    let messages = messages_of(event)?;
+    let mut writes: Vec<(String, T)> = Vec::new();
+    let mut steps = Vec::with_capacity(messages.len());
+    for message in messages {
+        let span = span_of(&message);
+        let (prepared, mut said) = span.in_scope(|| {
+            SAID.sync_scope(RefCell::default(), || {
+                let prepared = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    #[cfg(feature = "fault-injection")]
+                    fault::panic_if_marked(&message);
+                    let envelope = message.envelope()?;
+                    Ok(prepare(&envelope)?.map(|write| (envelope.id, write)))
+                }));
+                (prepared, SAID.with(RefCell::take))
+            })
+        });
+        let step = match prepared {
+            Err(panic) => Step::Finished(Err(panic_reason(panic))),
+            Ok(Err(error)) => Step::Finished(Ok(Err(error))),
+            Ok(Ok(None)) => {
+                said.result = Some("nothing to do for this type; envelope skipped");
+                Step::Finished(Ok(Ok(())))
+            }
+            Ok(Ok(Some((key, write)))) => match writes.iter().position(|(k, _)| *k == key) {
+                Some(first) => Step::Repeat(first),
+                None => {
+                    writes.push((key, write));
+                    Step::Written(writes.len() - 1)
+                }
+            },
+        };
+        steps.push((message.message_id, span, said, step));
+    }
+
+    let expected = writes.len();
+    let committed = if expected == 0 {
+        Ok(Vec::new())
+    } else {
+        AssertUnwindSafe(commit(writes))
+            .catch_unwind()
+            .await
+            .map_err(panic_reason)
+    };
+    let committed = match committed {
+        Ok(results) if results.len() == expected => Ok(results),
+        Ok(results) => Err(format!(
+            "the batch's commit answered for {} of {expected} writes",
+            results.len()
+        )),
+        Err(panic) => Err(panic),
+    };
+
+    let mut results = Vec::with_capacity(steps.len());
+    for (id, span, mut said, step) in steps {
+        let finished = match (step, &committed) {
+            (Step::Finished(finished), _) => finished,
+            (Step::Written(_) | Step::Repeat(_), Err(panic)) => Err(panic.clone()),
+            (Step::Written(at), Ok(results)) => Ok(match &results[at] {
+                Ok(done) => {
+                    said.result = Some(done);
+                    Ok(())
+                }
+                Err(error) => Err(error.clone()),
+            }),
+            (Step::Repeat(at), Ok(results)) => Ok(match &results[at] {
+                Ok(_) => {
+                    said.result = Some("already handled in this batch; envelope skipped");
+                    Ok(())
+                }
+                Err(_) => Err(MessageError::Retryable(
+                    "the same envelope failed in another message of this batch".into(),
+                )),
+            }),
+        };
+        let outcome = span.in_scope(|| report(finished, said));
+        results.push((id, outcome));
+    }
+    Ok(respond(&results, started))
+}
+
+/// A write settled by [`crate::ports::ProjectOnce`] or [`crate::ports::CountOnce`], as its
+/// message's outcome for [`process_together`]: what `done` says was done, or why it failed.
+pub fn outcome_of<T>(
+    settled: Result<crate::ports::Settled<T>, crate::ports::StoreError>,
+    done: impl FnOnce(T) -> &'static str,
+) -> Result<&'static str, MessageError> {
+    use crate::ports::{Settled, StoreError};
+    match settled {
+        Ok(Settled::Done(how)) => Ok(done(how)),
+        Ok(Settled::AlreadyDone) => Ok("already handled; envelope skipped"),
+        Ok(Settled::InProgressElsewhere) => Err(MessageError::Retryable(
+            "another invocation is handling this envelope".into(),
+        )),
+        Err(StoreError::Corrupt(reason)) => Err(MessageError::Permanent(reason)),
+        Err(error) => Err(MessageError::Retryable(error.to_string())),
+    }
+}
+
+/// The batch's messages, or an error if one cannot be reported on its own.
+fn messages_of(event: SqsEvent) -> Result<Vec<Message>, lambda_runtime::Error> {
+    event
+        .records
+        .into_iter()
+        .map(|record| {
+            Message::from_sqs(record)
+                .ok_or_else(|| "an SQS record has no messageId; failing the whole batch".into())
+        })
+        .collect()
+}
+
+/// The span every line about `message` is written in.
+fn span_of(message: &Message) -> tracing::Span {
+    let span = tracing::info_span!(
+        "message",
+        message_id = %message.message_id,
+        correlation_id = field::Empty,
+        receive_count = message.receive_count,
+    );
+    if let Some(id) = &message.correlation_id {
+        span.record("correlation_id", id.as_str());
+    }
+    span
+}
+
+fn panic_reason(panic: Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic payload".to_owned())
+}
+
+/// Logs how one message ended (in its span) and classifies it; `Err` is a panic's reason.
+fn report(finished: Result<Result<(), MessageError>, String>, said: Said) -> Outcome {
+    match finished {
+        Ok(Ok(())) => {
+            tracing::info!(
+                outcome = "done",
+                event_type = said.event_type,
+                subject = said.subject,
+                entity_version = said.entity_version,
+                result = said.result,
+                "message handled"
+            );
+            Outcome::Done
+        }
+        Ok(Err(MessageError::Retryable(reason))) => {
+            tracing::warn!(%reason, "message failed; it will be retried");
+            Outcome::Retryable
+        }
+        Ok(Err(MessageError::Permanent(reason))) => {
+            tracing::error!(
+                %reason,
+                classification = "permanent",
+                "message cannot be processed; it goes to the dead-letter queue after the last receive"
+            );
+            Outcome::Permanent
+        }
+        Err(reason) => {
+            tracing::error!(%reason, "message handler panicked; counted as a failure");
+            Outcome::Panicked
+        }
+    }
+}
+
+/// The batch response (only the failed ids), with the batch's metric record.
+fn respond(results: &[(String, Outcome)], started: std::time::Instant) -> SqsBatchResponse {
+    let total = results.len();
     let mut response = SqsBatchResponse::default();
-    for (id, outcome) in &results {
+    for (id, outcome) in results {
         if *outcome != Outcome::Done {
             let mut failure = BatchItemFailure::default();
             failure.item_identifier = id.clone();
@@ -316,7 +466,7 @@ where
     } else {
         tracing::debug!(messages = total, failed, "batch processed");
     }
-    Ok(response)
+    response
 }
 
 #[cfg(test)]
@@ -495,6 +645,170 @@ mod tests {
         assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 3);
     }
 
+    /// The fixture envelope with `id` as its envelope id and `title` as its event's title.
+    fn envelope(id: &str, title: &str) -> String {
+        let mut envelope: serde_json::Value = serde_json::from_str(include_str!(
+            "../../../events-fixtures/envelope-event-created.json"
+        ))
+        .unwrap();
+        envelope["id"] = serde_json::json!(id);
+        envelope["data"]["title"] = serde_json::json!(title);
+        envelope.to_string()
+    }
+
+    /// Prepares each envelope's title as its write; the title "skip" writes nothing and "bad"
+    /// is a permanent failure.
+    fn title_of(envelope: &crate::envelope::Envelope) -> Result<Option<String>, MessageError> {
+        let title = match envelope.domain_event() {
+            Ok(crate::envelope::DomainEvent::EventCreated(event)) => {
+                event.title.as_str().to_owned()
+            }
+            _ => return Err(MessageError::Permanent("not an event".into())),
+        };
+        match title.as_str() {
+            "skip" => Ok(None),
+            "bad" => Err(MessageError::Permanent("bad title".into())),
+            _ => Ok(Some(title)),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_committed_in_one_call_with_one_write_per_envelope() {
+        let bodies = [
+            envelope("e1", "one"),
+            envelope("e2", "two"),
+            envelope("e1", "one"),
+            envelope("e3", "skip"),
+        ];
+        let bodies: Vec<&str> = bodies.iter().map(String::as_str).collect();
+        let calls = std::sync::Mutex::new(Vec::new());
+        let (lines, _guard) = Lines::capture("info");
+
+        let response = process_together(event(&bodies), title_of, |writes| {
+            calls.lock().unwrap().push(writes.clone());
+            async move { writes.iter().map(|_| Ok("written")).collect() }
+        })
+        .await
+        .unwrap();
+
+        assert!(response.batch_item_failures.is_empty());
+        assert_eq!(
+            *calls.lock().unwrap(),
+            [vec![
+                ("e1".to_owned(), "one".to_owned()),
+                ("e2".to_owned(), "two".to_owned())
+            ]]
+        );
+        let results: Vec<String> = lines
+            .json()
+            .iter()
+            .map(|line| line["result"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        assert_eq!(
+            results,
+            [
+                "written",
+                "written",
+                "already handled in this batch; envelope skipped",
+                "nothing to do for this type; envelope skipped",
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_write_that_fails_fails_its_messages_and_no_other() {
+        let bodies = [
+            envelope("e1", "one"),
+            envelope("e2", "down"),
+            envelope("e2", "down"),
+            envelope("e3", "bad"),
+            "not an envelope".to_owned(),
+        ];
+        let bodies: Vec<&str> = bodies.iter().map(String::as_str).collect();
+
+        let response = process_together(event(&bodies), title_of, |writes| async move {
+            writes
+                .iter()
+                .map(|(_, title)| match title.as_str() {
+                    "down" => Err(MessageError::Retryable("throttled".into())),
+                    _ => Ok("written"),
+                })
+                .collect()
+        })
+        .await
+        .unwrap();
+
+        assert_eq!(failed_ids(&response), ["m1", "m2", "m3", "m4"]);
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_the_commit_fails_every_message_it_was_given_and_only_those() {
+        let bodies = [envelope("e1", "one"), envelope("e2", "skip")];
+        let bodies: Vec<&str> = bodies.iter().map(String::as_str).collect();
+
+        let response = process_together(
+            event(&bodies),
+            title_of,
+            |_: Vec<(String, String)>| async move {
+                panic!("adapter bug");
+                #[allow(unreachable_code)]
+                Vec::new()
+            },
+        )
+        .await
+        .unwrap();
+
+        assert_eq!(failed_ids(&response), ["m0"]);
+    }
+
+    #[tokio::test]
+    async fn a_commit_that_answers_for_fewer_writes_fails_them_all() {
+        let bodies = [envelope("e1", "one"), envelope("e2", "two")];
+        let bodies: Vec<&str> = bodies.iter().map(String::as_str).collect();
+
+        let response =
+            process_together(
+                event(&bodies),
+                title_of,
+                |_| async move { vec![Ok("written")] },
+            )
+            .await
+            .unwrap();
+
+        assert_eq!(failed_ids(&response), ["m0", "m1"]);
+    }
+
+    #[tokio::test]
+    async fn a_message_handled_together_says_what_was_done_on_its_own_line() {
+        let bodies = [envelope("e1", "one")];
+        let (lines, _guard) = Lines::capture("info");
+
+        process_together(event(&[&bodies[0]]), title_of, |writes| async move {
+            writes.iter().map(|_| Ok("projection updated")).collect()
+        })
+        .await
+        .unwrap();
+
+        let lines = lines.json();
+        let [line] = lines.as_slice() else {
+            panic!("one line, not {lines:#?}");
+        };
+        assert_eq!(
+            [
+                &line["message"],
+                &line["result"],
+                &line["spans"][0]["correlation_id"],
+                &line["spans"][0]["message_id"],
+            ],
+            [
+                &serde_json::json!("message handled"),
+                &serde_json::json!("projection updated"),
+                &serde_json::json!("fixture-correlation-1"),
+                &serde_json::json!("m0"),
+            ]
+        );
+    }
+
     #[tokio::test]
     async fn a_message_without_an_id_fails_the_whole_batch() {
         let mut batch = event(&["ok"]);
@@ -520,5 +834,30 @@ mod tests {
 
         assert_eq!(failed_ids(&on_first), ["m1"]);
         assert!(on_second.batch_item_failures.is_empty());
+    }
+
+    #[cfg(feature = "fault-injection")]
+    #[tokio::test]
+    async fn a_marked_message_handled_together_panics_alone_on_its_first_receive() {
+        let marked = envelope("e2", fault::PANIC_ON_FIRST_RECEIVE);
+        let bodies = [envelope("e1", "one"), marked];
+        let mut first = event(&[&bodies[0], &bodies[1]]);
+        first.records[1]
+            .attributes
+            .insert("ApproximateReceiveCount".into(), "1".into());
+        let written = std::sync::Mutex::new(Vec::new());
+
+        let response = process_together(first, title_of, |writes| {
+            written
+                .lock()
+                .unwrap()
+                .extend(writes.iter().map(|(k, _)| k.clone()));
+            async move { writes.iter().map(|_| Ok("written")).collect() }
+        })
+        .await
+        .unwrap();
+
+        assert_eq!(failed_ids(&response), ["m1"]);
+        assert_eq!(*written.lock().unwrap(), ["e1"]);
     }
 }

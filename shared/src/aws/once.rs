@@ -1,0 +1,535 @@
+//! Exactly-once DynamoDB effects for a batch of envelopes: each entry's writes and the
+//! idempotency kit's completed record for its key go in one transaction, and a batch's entries
+//! share it. A clean batch of ten is then one round trip, where the kit's claim and
+//! completion around each effect made three per message (BENCHMARKS.md, "Consumers in one
+//! transaction per batch").
+//!
+//! A transaction is all or nothing: when some entries' conditions fail (a redelivery, a stale
+//! version), DynamoDB cancels it and says which writes failed. Those entries are settled from
+//! the reasons, and the rest go again in the next transaction, so every round settles at least
+//! one entry and a batch of n takes at most n + 1 rounds.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, CancellationReason, TransactWriteItem, Update};
+
+use async_trait::async_trait;
+
+use super::dynamo::Item;
+use super::{DynamoAnalytics, DynamoIdempotency, DynamoReadModel};
+use crate::consumer::REMEMBER_SECONDS;
+use crate::domain::{Event, Timestamp};
+use crate::ports::{Applied, Count, CountOnce, ProjectOnce, Settled, StoreError};
+
+/// DynamoDB's limit on the writes of one transaction.
+const MAX_WRITES: usize = 100;
+
+/// One envelope's effect: the writes to make, at most once, for `key`.
+pub(crate) struct Entry<'a> {
+    pub key: &'a str,
+    pub writes: Vec<Write>,
+}
+
+/// One write of an entry.
+pub(crate) enum Write {
+    /// A write of this entry alone. `item` names the item it touches (table and key), because a
+    /// transaction may not hold two writes of one item: entries that touch one item go in turn.
+    Own {
+        item: String,
+        write: Box<TransactWriteItem>,
+    },
+    /// `delta` added to a counter. The entries of a transaction that add to one item share one
+    /// update, so counters everyone adds to do not serialise the batch.
+    Add {
+        table: String,
+        key: Item,
+        attribute: &'static str,
+        delta: i64,
+    },
+}
+
+impl Write {
+    fn item(&self) -> String {
+        match self {
+            Self::Own { item, .. } => item.clone(),
+            Self::Add { table, key, .. } => item_name(table, key),
+        }
+    }
+}
+
+/// A name for the item of `table` at `key`, for telling writes of one item apart.
+pub(crate) fn item_name(table: &str, key: &Item) -> String {
+    let mut parts: Vec<String> = key
+        .iter()
+        .map(|(name, v)| format!("{name}={v:?}"))
+        .collect();
+    parts.sort_unstable();
+    format!("{table}|{}", parts.join("|"))
+}
+
+/// What became of an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fate {
+    /// Its writes and its record committed.
+    Written,
+    /// One of its own writes' conditions refused it (nothing of it was written, and no record:
+    /// a redelivery meets the same condition).
+    Refused,
+    /// Its key was recorded as done.
+    AlreadyDone,
+    /// Its key is held in progress by another invocation.
+    InProgressElsewhere,
+}
+
+/// Why an entry was cancelled with something a retry may fix (a conflict with another
+/// transaction, throttling).
+#[derive(Debug, thiserror::Error)]
+#[error("the transaction was cancelled for this entry: {0}")]
+struct Cancelled(String);
+
+/// An adapter whose writes carry the idempotency kit's records in `records`' table (see the
+/// module): `DynamoOnce<DynamoReadModel>` projects, `DynamoOnce<DynamoAnalytics>` counts.
+#[derive(Debug, Clone)]
+pub struct DynamoOnce<T> {
+    effects: T,
+    records: DynamoIdempotency,
+}
+
+impl<T> DynamoOnce<T> {
+    pub fn new(effects: T, records: DynamoIdempotency) -> Self {
+        Self { effects, records }
+    }
+
+    /// Each entry's writes (`writes_of`) at most once per `(scope, key)`, one result per entry,
+    /// in order. An entry whose writes cannot be built fails alone.
+    async fn settle<V, R>(
+        &self,
+        scope: &str,
+        batch: &[(&str, &V)],
+        writes_of: impl Fn(&T, &V) -> Result<Vec<Write>, StoreError>,
+        done: impl Fn(Fate) -> Settled<R>,
+    ) -> Vec<Result<Settled<R>, StoreError>>
+    where
+        V: ?Sized,
+    {
+        let mut results: Vec<Option<Result<Settled<R>, StoreError>>> = Vec::new();
+        let mut entries = Vec::new();
+        for (key, value) in batch {
+            match writes_of(&self.effects, value) {
+                Ok(writes) => {
+                    results.push(None);
+                    entries.push(Entry { key, writes });
+                }
+                Err(error) => results.push(Some(Err(error))),
+            }
+        }
+        let mut fates = write_once(&self.records, scope, &entries).await.into_iter();
+        results
+            .into_iter()
+            .map(|result| match result {
+                Some(failed) => failed,
+                None => fates
+                    .next()
+                    .expect("one fate per entry")
+                    .map(|fate| match fate {
+                        Fate::AlreadyDone => Settled::AlreadyDone,
+                        Fate::InProgressElsewhere => Settled::InProgressElsewhere,
+                        written_or_refused => done(written_or_refused),
+                    }),
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl ProjectOnce for DynamoOnce<DynamoReadModel> {
+    async fn apply_once(
+        &self,
+        scope: &str,
+        batch: &[(&str, &Event)],
+    ) -> Vec<Result<Settled<Applied>, StoreError>> {
+        self.settle(
+            scope,
+            batch,
+            |read_model, event| Ok(vec![read_model.projection(event)?]),
+            |fate| {
+                Settled::Done(match fate {
+                    Fate::Refused => Applied::Stale,
+                    _ => Applied::Changed,
+                })
+            },
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl CountOnce for DynamoOnce<DynamoAnalytics> {
+    async fn record_once(
+        &self,
+        scope: &str,
+        batch: &[(&str, &Count)],
+    ) -> Vec<Result<Settled<()>, StoreError>> {
+        self.settle(
+            scope,
+            batch,
+            |analytics, count| Ok(analytics.additions(count)),
+            |_| Settled::Done(()),
+        )
+        .await
+    }
+}
+
+/// Whose a write of the transaction is.
+enum Role {
+    Record(usize),
+    Own(usize),
+    Add(Vec<usize>),
+}
+
+/// Writes each entry at most once per `(scope, entry.key)` with its completed record, and
+/// returns one fate per entry, in order. Keys must be distinct (the caller folds duplicates).
+pub(crate) async fn write_once(
+    records: &DynamoIdempotency,
+    scope: &str,
+    entries: &[Entry<'_>],
+) -> Vec<Result<Fate, StoreError>> {
+    let now = Timestamp::now();
+    let expires_at = now.plus_seconds(REMEMBER_SECONDS);
+    let mut fates: Vec<Option<Result<Fate, StoreError>>> = std::iter::repeat_with(|| None)
+        .take(entries.len())
+        .collect();
+    let mut pending: Vec<usize> = (0..entries.len()).collect();
+    while !pending.is_empty() {
+        let round = select(entries, &pending);
+        let (writes, roles) = match transaction(records, scope, entries, &round, now, expires_at) {
+            Ok(built) => built,
+            Err(error) => {
+                let reason = error.to_string();
+                for &i in &round {
+                    fates[i] = Some(Err(StoreError::Corrupt(reason.clone())));
+                }
+                pending.retain(|i| fates[*i].is_none());
+                continue;
+            }
+        };
+        let sent = records
+            .client()
+            .transact_write_items()
+            .set_transact_items(Some(writes))
+            .send()
+            .await;
+        match sent.map_err(|e| e.into_service_error()) {
+            Ok(_) => {
+                for &i in &round {
+                    fates[i] = Some(Ok(Fate::Written));
+                }
+            }
+            Err(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                settle(&mut fates, &roles, cancelled.cancellation_reasons());
+                if round.iter().all(|&i| fates[i].is_none()) {
+                    // Cancelled with no reason that names an entry: nothing tells which entry to
+                    // drop, so none goes again in this invocation.
+                    let reason = format!("{cancelled}");
+                    for &i in &round {
+                        fates[i] = Some(Err(StoreError::unavailable(Cancelled(reason.clone()))));
+                    }
+                }
+            }
+            Err(error) => {
+                // The store itself failed: the next round would meet the same. Every entry
+                // left is retried with its message.
+                let reason = error.to_string();
+                for &i in &pending {
+                    fates[i] = Some(Err(StoreError::unavailable(Cancelled(reason.clone()))));
+                }
+            }
+        }
+        pending.retain(|i| fates[*i].is_none());
+    }
+    fates
+        .into_iter()
+        .map(|fate| fate.expect("every entry settled"))
+        .collect()
+}
+
+/// The pending entries that can share one transaction, in order: none touching an item another
+/// one's own write touches, none past the write limit. The first always goes.
+fn select(entries: &[Entry<'_>], pending: &[usize]) -> Vec<usize> {
+    let mut round = Vec::new();
+    let mut owned: Vec<String> = Vec::new();
+    let mut added: Vec<String> = Vec::new();
+    let mut count = 0;
+    for &i in pending {
+        let entry = &entries[i];
+        let mut needs = 1;
+        let mut clash = false;
+        for write in &entry.writes {
+            let item = write.item();
+            match write {
+                Write::Own { .. } => {
+                    clash |= owned.contains(&item) || added.contains(&item);
+                    needs += 1;
+                }
+                Write::Add { .. } => {
+                    clash |= owned.contains(&item);
+                    needs += usize::from(!added.contains(&item));
+                }
+            }
+        }
+        if !round.is_empty() && (clash || count + needs > MAX_WRITES) {
+            continue;
+        }
+        for write in &entry.writes {
+            match write {
+                Write::Own { .. } => owned.push(write.item()),
+                Write::Add { .. } => added.push(write.item()),
+            }
+        }
+        count += needs;
+        round.push(i);
+    }
+    round
+}
+
+/// The round's transaction, and whose each of its writes is.
+fn transaction(
+    records: &DynamoIdempotency,
+    scope: &str,
+    entries: &[Entry<'_>],
+    round: &[usize],
+    now: Timestamp,
+    expires_at: Timestamp,
+) -> Result<(Vec<TransactWriteItem>, Vec<Role>), StoreError> {
+    let mut writes = Vec::new();
+    let mut roles = Vec::new();
+    // Counter item → (table, key, (attribute, sum) in first-seen order, contributors).
+    type Sums = (String, Item, Vec<(&'static str, i64)>, Vec<usize>);
+    let mut sums: Vec<(String, Sums)> = Vec::new();
+    for &i in round {
+        let entry = &entries[i];
+        writes.push(records.completed(scope, entry.key, now, expires_at)?);
+        roles.push(Role::Record(i));
+        for write in &entry.writes {
+            match write {
+                Write::Own { write, .. } => {
+                    writes.push(write.as_ref().clone());
+                    roles.push(Role::Own(i));
+                }
+                Write::Add {
+                    table,
+                    key,
+                    attribute,
+                    delta,
+                } => {
+                    let name = write.item();
+                    let at = match sums.iter().position(|(n, _)| *n == name) {
+                        Some(at) => at,
+                        None => {
+                            sums.push((name, (table.clone(), key.clone(), Vec::new(), Vec::new())));
+                            sums.len() - 1
+                        }
+                    };
+                    let (_, _, attributes, contributors) = &mut sums[at].1;
+                    match attributes.iter_mut().find(|(a, _)| a == attribute) {
+                        Some((_, sum)) => *sum += delta,
+                        None => attributes.push((attribute, *delta)),
+                    }
+                    if !contributors.contains(&i) {
+                        contributors.push(i);
+                    }
+                }
+            }
+        }
+    }
+    for (_, (table, key, attributes, contributors)) in sums {
+        let mut names = HashMap::new();
+        let mut values = HashMap::new();
+        let mut adds = Vec::new();
+        for (n, (attribute, sum)) in attributes.into_iter().enumerate() {
+            names.insert(format!("#a{n}"), attribute.to_owned());
+            values.insert(format!(":a{n}"), AttributeValue::N(sum.to_string()));
+            adds.push(format!("#a{n} :a{n}"));
+        }
+        let update = Update::builder()
+            .table_name(table)
+            .set_key(Some(key))
+            .update_expression(format!("ADD {}", adds.join(", ")))
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .map_err(StoreError::unavailable)?;
+        writes.push(TransactWriteItem::builder().update(update).build());
+        roles.push(Role::Add(contributors));
+    }
+    Ok((writes, roles))
+}
+
+/// Settles the entries a cancellation's reasons name: a failed record condition says done or
+/// in progress elsewhere (and wins over the entry's other reasons), a failed condition of an
+/// entry's own write refuses it, and anything else (a conflict, throttling) fails the entries
+/// the write belongs to, for a retry. Entries no reason names stay unsettled.
+fn settle(
+    fates: &mut [Option<Result<Fate, StoreError>>],
+    roles: &[Role],
+    reasons: &[CancellationReason],
+) {
+    let failed = |reason: &CancellationReason| {
+        reason
+            .code()
+            .filter(|code| *code != "None")
+            .map(str::to_owned)
+    };
+    for (role, reason) in roles.iter().zip(reasons) {
+        if let (Role::Record(i), Some(code)) = (role, failed(reason))
+            && code == "ConditionalCheckFailed"
+        {
+            fates[*i] = Some(Ok(if DynamoIdempotency::is_done(reason.item()) {
+                Fate::AlreadyDone
+            } else {
+                Fate::InProgressElsewhere
+            }));
+        }
+    }
+    for (role, reason) in roles.iter().zip(reasons) {
+        let Some(code) = failed(reason) else { continue };
+        let owners: &[usize] = match role {
+            Role::Record(i) | Role::Own(i) => std::slice::from_ref(i),
+            Role::Add(contributors) => contributors,
+        };
+        for &i in owners {
+            if fates[i].is_some() {
+                continue;
+            }
+            fates[i] = Some(if code == "ConditionalCheckFailed" {
+                Ok(Fate::Refused)
+            } else {
+                Err(StoreError::unavailable(Cancelled(code.clone())))
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn own(item: &str) -> Write {
+        Write::Own {
+            item: item.to_owned(),
+            write: Box::new(TransactWriteItem::builder().build()),
+        }
+    }
+
+    fn add(counter: &str) -> Write {
+        Write::Add {
+            table: "counters".into(),
+            key: HashMap::from([("pk".to_owned(), AttributeValue::S(counter.to_owned()))]),
+            attribute: "n",
+            delta: 1,
+        }
+    }
+
+    fn entry(key: &str, writes: Vec<Write>) -> Entry<'_> {
+        Entry { key, writes }
+    }
+
+    #[test]
+    fn entries_that_write_one_item_go_in_separate_transactions() {
+        let entries = [
+            entry("a", vec![own("event-1")]),
+            entry("b", vec![own("event-2")]),
+            entry("c", vec![own("event-1")]),
+        ];
+
+        assert_eq!(select(&entries, &[0, 1, 2]), [0, 1]);
+        assert_eq!(select(&entries, &[2]), [2]);
+    }
+
+    #[test]
+    fn entries_that_add_to_one_counter_share_a_transaction() {
+        let entries = [
+            entry("a", vec![add("day")]),
+            entry("b", vec![add("day")]),
+            entry("c", vec![own("x"), add("day")]),
+        ];
+
+        assert_eq!(select(&entries, &[0, 1, 2]), [0, 1, 2]);
+    }
+
+    #[test]
+    fn a_transaction_stops_at_a_hundred_writes_and_the_rest_wait() {
+        // Each entry is two writes: its record and its projection.
+        let names: Vec<String> = (0..60).map(|i| format!("event-{i}")).collect();
+        let entries: Vec<Entry<'_>> = names.iter().map(|n| entry(n, vec![own(n)])).collect();
+        let pending: Vec<usize> = (0..60).collect();
+
+        let round = select(&entries, &pending);
+
+        assert_eq!(round.len(), 50);
+        assert_eq!(select(&entries, &pending[50..]).len(), 10);
+    }
+
+    fn reason(code: &str, status: Option<&str>) -> CancellationReason {
+        let mut reason = CancellationReason::builder().code(code);
+        if let Some(status) = status {
+            reason = reason.item("status", AttributeValue::S(status.to_owned()));
+        }
+        reason.build()
+    }
+
+    #[test]
+    fn a_cancellation_settles_the_entries_it_names_and_leaves_the_rest_to_go_again() {
+        let roles = [
+            Role::Record(0),
+            Role::Own(0),
+            Role::Record(1),
+            Role::Own(1),
+            Role::Record(2),
+            Role::Own(2),
+            Role::Record(3),
+            Role::Own(3),
+            Role::Record(4),
+            Role::Own(4),
+        ];
+        let reasons = [
+            reason("None", None),
+            reason("None", None),
+            reason("ConditionalCheckFailed", Some("COMPLETED")),
+            reason("None", None),
+            reason("ConditionalCheckFailed", Some("IN_PROGRESS")),
+            reason("None", None),
+            reason("None", None),
+            reason("ConditionalCheckFailed", None),
+            reason("None", None),
+            reason("TransactionConflict", None),
+        ];
+        let mut fates: Vec<Option<Result<Fate, StoreError>>> =
+            std::iter::repeat_with(|| None).take(5).collect();
+
+        settle(&mut fates, &roles, &reasons);
+
+        assert!(fates[0].is_none(), "an entry no reason names goes again");
+        assert!(matches!(fates[1], Some(Ok(Fate::AlreadyDone))));
+        assert!(matches!(fates[2], Some(Ok(Fate::InProgressElsewhere))));
+        assert!(matches!(fates[3], Some(Ok(Fate::Refused))));
+        assert!(matches!(fates[4], Some(Err(StoreError::Unavailable(_)))));
+    }
+
+    #[test]
+    fn a_failed_shared_counter_fails_every_entry_that_added_to_it() {
+        let roles = [Role::Record(0), Role::Record(1), Role::Add(vec![0, 1])];
+        let reasons = [
+            reason("None", None),
+            reason("None", None),
+            reason("ThrottlingError", None),
+        ];
+        let mut fates: Vec<Option<Result<Fate, StoreError>>> =
+            std::iter::repeat_with(|| None).take(2).collect();
+
+        settle(&mut fates, &roles, &reasons);
+
+        assert!(fates.iter().all(|f| matches!(f, Some(Err(_)))));
+    }
+}
