@@ -17,7 +17,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::config::SharedHttpClient;
 use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use aws_smithy_http_client::test_util::StaticReplayClient;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use evently_shared::domain::{Password, UserId};
@@ -174,6 +174,46 @@ fn attribute(value: &Value) -> AttributeValue {
     }
 }
 
+/// A recorded TransactWriteItems request's entries (puts and updates, as the adapters send).
+fn transact_items(sent: &Sent) -> Vec<TransactWriteItem> {
+    let text = |entry: &Value, name: &str| entry[name].as_str().map(str::to_owned);
+    let names =
+        |entry: &Value| serde_json::from_value(entry["ExpressionAttributeNames"].clone()).ok();
+    let values = |entry: &Value| entry.get("ExpressionAttributeValues").map(attributes);
+    sent.0["TransactItems"]
+        .as_array()
+        .expect("TransactItems")
+        .iter()
+        .map(|entry| {
+            if let Some(put) = entry.get("Put") {
+                let put = Put::builder()
+                    .set_table_name(text(put, "TableName"))
+                    .set_item(Some(attributes(&put["Item"])))
+                    .set_condition_expression(text(put, "ConditionExpression"))
+                    .set_expression_attribute_names(names(put))
+                    .set_expression_attribute_values(values(put))
+                    .set_return_values_on_condition_check_failure(
+                        text(put, "ReturnValuesOnConditionCheckFailure").map(|v| v.as_str().into()),
+                    )
+                    .build()
+                    .expect("a put");
+                TransactWriteItem::builder().put(put).build()
+            } else {
+                let update = &entry["Update"];
+                let update = Update::builder()
+                    .set_table_name(text(update, "TableName"))
+                    .set_key(Some(attributes(&update["Key"])))
+                    .set_update_expression(text(update, "UpdateExpression"))
+                    .set_expression_attribute_names(names(update))
+                    .set_expression_attribute_values(values(update))
+                    .build()
+                    .expect("an update");
+                TransactWriteItem::builder().update(update).build()
+            }
+        })
+        .collect()
+}
+
 /// GET /events/{id}'s GetItem and GET /events' Query, each alone: the same request (rebuilt
 /// from the recording) on the same client set-up, answered from the same recorded response.
 fn sdk_alone(c: &mut Criterion) {
@@ -227,57 +267,24 @@ fn sdk_alone(c: &mut Criterion) {
         })
     });
 
-    // A consumer's calls alone: the kit's claim, the projection's put and the kit's completion,
-    // each rebuilt from the recording, in the recorded order.
-    let recording = load(Scenario::ReadModelUpdater);
-    let dynamo = client(&recording);
-    let calls: Vec<Sent> = recording
-        .calls
-        .iter()
-        .map(|call| Sent::from_body(&call.request_body))
-        .collect();
-    let [claim, projection, completion] = calls.as_slice() else {
-        panic!("read-model-updater's recording: claim, put, completion");
-    };
-    let puts = [claim, projection].map(|sent| {
-        (
-            sent,
-            sent.map("Item"),
-            sent.names(),
-            sent.map("ExpressionAttributeValues"),
-        )
-    });
-    let (key, names, values) = (
-        completion.map("Key"),
-        completion.names(),
-        completion.map("ExpressionAttributeValues"),
-    );
-    group.bench_function("read-model-updater-calls", |b| {
-        b.to_async(&runtime).iter(|| async {
-            for (sent, item, names, values) in &puts {
+    // A consumer's one call alone: read-model-updater's transaction (each projection with the
+    // kit's record of its envelope), for one message and for a batch of ten, rebuilt from the
+    // recording.
+    for scenario in [Scenario::ReadModelUpdater, Scenario::ReadModelUpdaterBatch] {
+        let recording = load(scenario);
+        let dynamo = client(&recording);
+        let items = transact_items(&Sent::of(&recording));
+        group.bench_function(format!("{}-call", scenario.name()), |b| {
+            b.to_async(&runtime).iter(|| async {
                 dynamo
-                    .put_item()
-                    .table_name(sent.str("TableName"))
-                    .set_item(Some(item.clone()))
-                    .condition_expression(sent.str("ConditionExpression"))
-                    .set_expression_attribute_names(names.clone())
-                    .set_expression_attribute_values(Some(values.clone()))
+                    .transact_write_items()
+                    .set_transact_items(Some(items.clone()))
                     .send()
                     .await
                     .expect("the recorded answer");
-            }
-            dynamo
-                .update_item()
-                .table_name(completion.str("TableName"))
-                .set_key(Some(key.clone()))
-                .update_expression(completion.str("UpdateExpression"))
-                .set_expression_attribute_names(names.clone())
-                .set_expression_attribute_values(Some(values.clone()))
-                .send()
-                .await
-                .expect("the recorded answer");
-        })
-    });
+            })
+        });
+    }
     group.finish();
 }
 

@@ -31,8 +31,8 @@ use aws_smithy_runtime_api::http::StatusCode;
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::byte_stream::ByteStream;
 use evently_shared::aws::{
-    DynamoAnalytics, DynamoEventStore, DynamoIdempotency, DynamoReadModel, DynamoSearchIndex,
-    DynamoUserStore, SesMailer, SnsPublisher,
+    DynamoAnalytics, DynamoEventStore, DynamoIdempotency, DynamoOnce, DynamoReadModel,
+    DynamoSearchIndex, DynamoUserStore, SesMailer, SnsPublisher,
 };
 use evently_shared::consumer::Once;
 use evently_shared::idempotency::lease_until;
@@ -98,10 +98,12 @@ type EventsApp = events_api::handler::App<
     DynamoIdempotency,
 >;
 
-/// Every benchmarked handler with the adapters its `main.rs` gives it. The projection
-/// consumers use the same adapter types as events-api, so they take `events_api`'s.
+/// Every benchmarked handler with the adapters its `main.rs` gives it. search-index uses the
+/// same adapter types as events-api, so it takes `events_api`'s.
 pub struct Wired {
     pub events_api: EventsApp,
+    pub projections: DynamoOnce<DynamoReadModel>,
+    pub counters: DynamoOnce<DynamoAnalytics>,
     pub welcome: welcome_email::handler::Welcome<SesMailer, DynamoIdempotency>,
     pub notifier: notifications::handler::Notifier<
         DynamoEventStore,
@@ -127,6 +129,14 @@ impl Wired {
                 idempotency: idempotency(),
                 tokens: TokenVerifier::new(tokens).expect("test keys verify"),
             },
+            projections: DynamoOnce::new(
+                DynamoReadModel::new(dynamo.clone(), &names.read_model_table),
+                idempotency(),
+            ),
+            counters: DynamoOnce::new(
+                DynamoAnalytics::new(dynamo.clone(), &names.analytics_table),
+                idempotency(),
+            ),
             welcome: welcome_email::handler::Welcome {
                 mailer: SesMailer::new(ses.clone(), &names.mail_from),
                 idempotency: idempotency(),
@@ -154,8 +164,13 @@ pub enum Scenario {
     GetEvent,
     PostEvents,
     ReadModelUpdater,
+    /// Ten EventCreated in one SQS batch (`events-fixtures/sqs-event-created-batch.json`): one
+    /// transaction for the ten. Divide by ten for a message's share.
+    ReadModelUpdaterBatch,
     SearchIndex,
     Analytics,
+    /// The same ten, counted: one transaction, one counter update for the ten.
+    AnalyticsBatch,
     WelcomeEmail,
     Notifications,
     OutboxRelay,
@@ -168,13 +183,15 @@ const FIXTURE_ORGANIZER: &str = "user-1";
 const FIXTURE_TAGS: &str = r#"[\"rust\",\"aws-lambda\"]"#;
 
 impl Scenario {
-    pub const ALL: [Scenario; 10] = [
+    pub const ALL: [Scenario; 12] = [
         Self::GetEvents,
         Self::GetEvent,
         Self::PostEvents,
         Self::ReadModelUpdater,
+        Self::ReadModelUpdaterBatch,
         Self::SearchIndex,
         Self::Analytics,
+        Self::AnalyticsBatch,
         Self::WelcomeEmail,
         Self::Notifications,
         Self::OutboxRelay,
@@ -188,8 +205,10 @@ impl Scenario {
             Self::GetEvent => "events-api-get-event",
             Self::PostEvents => "events-api-post-events",
             Self::ReadModelUpdater => "read-model-updater-event-created",
+            Self::ReadModelUpdaterBatch => "read-model-updater-batch-of-10",
             Self::SearchIndex => "search-index-event-created",
             Self::Analytics => "analytics-event-created",
+            Self::AnalyticsBatch => "analytics-batch-of-10",
             Self::WelcomeEmail => "welcome-email-user-created",
             Self::Notifications => "notifications-event-created",
             Self::OutboxRelay => "outbox-relay-outbox-insert",
@@ -212,6 +231,9 @@ impl Scenario {
             }
             Self::ReadModelUpdater | Self::SearchIndex | Self::Analytics | Self::Notifications => {
                 include_str!("../../../events-fixtures/sqs-event-created.json")
+            }
+            Self::ReadModelUpdaterBatch | Self::AnalyticsBatch => {
+                include_str!("../../../events-fixtures/sqs-event-created-batch.json")
             }
         }
     }
@@ -276,22 +298,15 @@ impl Scenario {
                 let app = &wired.events_api;
                 let once = |scope| Once::for_invocation(&app.idempotency, scope, deadline_ms);
                 let response = match self {
-                    Self::ReadModelUpdater => {
-                        let scope = read_model_updater::handler::SCOPE;
-                        read_model_updater::handler::handle_batch(
-                            &app.read_model,
-                            &once(scope),
-                            event,
-                        )
-                        .await
+                    Self::ReadModelUpdater | Self::ReadModelUpdaterBatch => {
+                        read_model_updater::handler::handle_batch(&wired.projections, event).await
                     }
                     Self::SearchIndex => {
                         let scope = search_index::handler::SCOPE;
                         search_index::handler::handle_batch(&app.search, &once(scope), event).await
                     }
-                    Self::Analytics => {
-                        let scope = analytics::handler::SCOPE;
-                        analytics::handler::handle_batch(&app.analytics, &once(scope), event).await
+                    Self::Analytics | Self::AnalyticsBatch => {
+                        analytics::handler::handle_batch(&wired.counters, event).await
                     }
                     Self::WelcomeEmail => {
                         let lease = lease_until(Some(deadline_ms));
