@@ -9,7 +9,7 @@
 //! |---------------|------------------------------------------------------------------------|
 //! | [`http`]      | request parsing, token checks, problem+json, the one error-to-status map |
 //! | [`consumer`]  | the SQS batch kit: per-message spans, panic capture, partial failures  |
-//! | [`app`]       | use cases (`create_event`, `list_events`, `apply_envelope`, ...)       |
+//! | [`app`]       | use cases (`create_event`, `list_events`, `projection_of`, ...)        |
 //! | [`ports`]     | one small async trait per capability (store, read model, publisher)    |
 //! | [`idempotency`] | leases from the invocation deadline, request fingerprints              |
 //! | [`aws`]       | DynamoDB and SNS adapters implementing the ports                       |
