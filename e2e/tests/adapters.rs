@@ -698,8 +698,9 @@ mod accounts {
     use evently_shared::domain::{DisplayName, Email, Timestamp, User, UserId};
     use evently_shared::envelope::{CorrelationId, DomainEvent};
     use evently_shared::ports::{
-        Begun, Claim, Completed, Follows, Idempotency, KeyVault, LoginGate, LoginThrottle, Mail,
-        MailSettings, Mailer, Preferences, SignUpError, UserStore,
+        Addressed, Begun, BulkMailer, Claim, Completed, Follows, Idempotency, KeyVault, LoginGate,
+        LoginThrottle, Mail, MailSettings, MailTemplate, Mailer, Preferences, SignUpError,
+        UserStore,
     };
 
     fn unique(prefix: &str) -> String {
@@ -931,6 +932,148 @@ mod accounts {
                 sent[0].html.as_str()
             ),
             ("Hello", "plain", "<p>html</p>")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_bulk_send_fills_the_template_for_each_recipient_in_one_call() {
+        let stack = Stack::load().await;
+        let mailer = SesMailer::new(
+            aws_sdk_sesv2::Client::new(&sdk_config().await),
+            stack.output("MailFrom"),
+        );
+        let template = MailTemplate {
+            subject: "Hello {{name}}".into(),
+            text: "Hi {{name}}".into(),
+            html: "<p>Hi {{name_html}}</p>".into(),
+        };
+        let (ada, bob) = (
+            format!("{}@example.com", unique("bulk-ada")),
+            format!("{}@example.com", unique("bulk-bob")),
+        );
+        let to = |address: &str, name: &str, html: &str| Addressed {
+            to: address.to_owned(),
+            values: vec![("name", name.to_owned()), ("name_html", html.to_owned())],
+        };
+
+        let ids = mailer
+            .send_each(
+                &template,
+                &[to(&ada, "Ada", "Ada"), to(&bob, "<Bob>", "&lt;Bob&gt;")],
+            )
+            .await;
+
+        let ids: Vec<String> = ids.into_iter().map(Result::unwrap).collect();
+        assert!(
+            ids.iter().all(|id| !id.is_empty()) && ids[0] != ids[1],
+            "{ids:?}"
+        );
+        let (to_ada, to_bob) = (
+            mail_to(&stack.http, &ada).await,
+            mail_to(&stack.http, &bob).await,
+        );
+        let parts = |sent: &[evently_e2e::SentMail]| {
+            assert_eq!(sent.len(), 1);
+            (
+                sent[0].subject.clone(),
+                sent[0].text.clone(),
+                sent[0].html.clone(),
+            )
+        };
+        assert_eq!(
+            parts(&to_ada),
+            ("Hello Ada".into(), "Hi Ada".into(), "<p>Hi Ada</p>".into())
+        );
+        assert_eq!(
+            parts(&to_bob),
+            (
+                "Hello <Bob>".into(),
+                "Hi <Bob>".into(),
+                "<p>Hi &lt;Bob&gt;</p>".into()
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn a_bulk_send_from_an_unverified_sender_is_rejected_for_every_recipient() {
+        let mailer = SesMailer::new(
+            aws_sdk_sesv2::Client::new(&sdk_config().await),
+            "nobody@unverified.invalid",
+        );
+        let template = MailTemplate {
+            subject: "s".into(),
+            text: "t".into(),
+            html: "h".into(),
+        };
+        let to = |address: &str| Addressed {
+            to: address.to_owned(),
+            values: Vec::new(),
+        };
+
+        let results = mailer
+            .send_each(&template, &[to("x@example.com"), to("y@example.com")])
+            .await;
+
+        assert_eq!(results.len(), 2);
+        assert!(
+            results
+                .iter()
+                .all(|r| matches!(r, Err(evently_shared::ports::MailError::Rejected(_)))),
+            "{results:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn idempotency_records_are_claimed_and_completed_a_batch_at_a_time() {
+        let stack = Stack::load().await;
+        let dynamo = aws_sdk_dynamodb::Client::new(&sdk_config().await);
+        let records = DynamoIdempotency::new(dynamo, stack.output("IdempotencyTableName"));
+        let scope = unique("batch");
+        let now = Timestamp::now();
+        let lease = now.plus_seconds(60);
+        records
+            .begin(Claim::new(&scope, "held"), now, lease)
+            .await
+            .unwrap();
+        records
+            .begin(Claim::new(&scope, "done"), now, lease)
+            .await
+            .unwrap();
+        records
+            .complete(
+                Claim::new(&scope, "done"),
+                Some("kept"),
+                now.plus_seconds(3600),
+            )
+            .await
+            .unwrap();
+
+        let begun = records
+            .begin_each(&scope, &["a", "held", "b", "done"], now, lease)
+            .await;
+        records
+            .complete_each(&scope, &["a", "b"], now.plus_seconds(3600))
+            .await
+            .unwrap();
+        let again = records.begin_each(&scope, &["a", "b"], now, lease).await;
+
+        let begun: Vec<Begun> = begun.into_iter().map(Result::unwrap).collect();
+        assert_eq!(
+            begun,
+            [
+                Begun::Started,
+                Begun::InProgressElsewhere,
+                Begun::Started,
+                Begun::AlreadyDone(Completed {
+                    fingerprint: None,
+                    outcome: Some("kept".into()),
+                }),
+            ]
+        );
+        let again: Vec<Begun> = again.into_iter().map(Result::unwrap).collect();
+        assert!(
+            again.iter().all(|b| matches!(b, Begun::AlreadyDone(_))),
+            "{again:?}"
         );
     }
 

@@ -600,6 +600,8 @@ pub struct RecordingMailer {
     pub fail_with: Mutex<Option<MailFailure>>,
     /// Once this many mails are out, every further send fails as throttled.
     pub fail_after: Mutex<Option<usize>>,
+    /// How many bulk sends were asked for.
+    pub bulk_sends: AtomicUsize,
 }
 
 impl RecordingMailer {
@@ -625,6 +627,25 @@ impl crate::ports::Mailer for RecordingMailer {
         }
         sent.push(mail.clone());
         Ok(format!("message-{}", sent.len()))
+    }
+}
+
+/// Renders each mail as the mail service would and sends it as [`crate::ports::Mailer::send`]
+/// does, failing as it is told to.
+#[async_trait]
+impl crate::ports::BulkMailer for RecordingMailer {
+    async fn send_each(
+        &self,
+        template: &crate::ports::MailTemplate,
+        recipients: &[crate::ports::Addressed],
+    ) -> Vec<Result<String, crate::ports::MailError>> {
+        use crate::ports::Mailer;
+        self.bulk_sends.fetch_add(1, Ordering::SeqCst);
+        let mut results = Vec::with_capacity(recipients.len());
+        for to in recipients {
+            results.push(self.send(&crate::mail::render(template, to)).await);
+        }
+        results
     }
 }
 

@@ -376,7 +376,7 @@ pub struct Mail {
     pub html: String,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum MailError {
     /// Sending rate exceeded: try again later.
     #[error("mail throttled: {0}")]
@@ -392,6 +392,35 @@ pub enum MailError {
 pub trait Mailer: Send + Sync {
     /// Sends one mail; returns the provider's message id.
     async fn send(&self, mail: &Mail) -> Result<String, MailError>;
+}
+
+/// A mail whose parts hold `{{name}}` placeholders, which the mail service fills in for each
+/// recipient. It does not escape what it fills in: each part gets values made safe for it
+/// ([`crate::mail::escape_html`] for `html`, [`crate::mail::header_safe`] for `subject`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailTemplate {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+/// One recipient of a [`MailTemplate`], with the values of its placeholders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Addressed {
+    pub to: String,
+    pub values: Vec<(&'static str, String)>,
+}
+
+/// Sending one template to many recipients, in as few calls as the mail service allows.
+#[async_trait]
+pub trait BulkMailer: Send + Sync {
+    /// One result per recipient, in order: the provider's message id, or why that mail was not
+    /// sent. A failure of the whole call is every recipient's.
+    async fn send_each(
+        &self,
+        template: &MailTemplate,
+        recipients: &[Addressed],
+    ) -> Vec<Result<String, MailError>>;
 }
 
 // ---- Idempotency -----------------------------------------------------------------------
@@ -469,6 +498,40 @@ pub trait Idempotency: Send + Sync {
 
     /// Gives the claim up after a failure, so a retry can start at once.
     async fn release(&self, claim: Claim<'_>) -> Result<(), StoreError>;
+
+    /// [`Self::begin`] for several keys of one scope (without fingerprints), in one call where
+    /// the store allows; one result per key, in order.
+    async fn begin_each(
+        &self,
+        scope: &str,
+        keys: &[&str],
+        now: Timestamp,
+        in_progress_until: Timestamp,
+    ) -> Vec<Result<Begun, StoreError>> {
+        let mut begun = Vec::with_capacity(keys.len());
+        for key in keys {
+            begun.push(
+                self.begin(Claim::new(scope, key), now, in_progress_until)
+                    .await,
+            );
+        }
+        begun
+    }
+
+    /// [`Self::complete`] for several keys of one scope (no outcome to replay), in one call
+    /// where the store allows.
+    async fn complete_each(
+        &self,
+        scope: &str,
+        keys: &[&str],
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        for key in keys {
+            self.complete(Claim::new(scope, key), None, expires_at)
+                .await?;
+        }
+        Ok(())
+    }
 }
 
 /// Walking every event in the system of record, page by page: for rebuilds, never for requests.

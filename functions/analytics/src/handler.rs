@@ -26,7 +26,7 @@ fn prepare(envelope: &Envelope) -> Result<Option<Count>, MessageError> {
 async fn count(
     counters: &impl CountOnce,
     counts: Vec<(String, Count)>,
-) -> Vec<Result<&'static str, MessageError>> {
+) -> Vec<Result<consumer::Handled, MessageError>> {
     let batch: Vec<(&str, &Count)> = counts.iter().map(|(k, c)| (k.as_str(), c)).collect();
     counters
         .record_once(SCOPE, &batch)

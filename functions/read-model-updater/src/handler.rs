@@ -28,7 +28,7 @@ fn prepare(envelope: &Envelope) -> Result<Option<Event>, MessageError> {
 async fn project(
     projections: &impl ProjectOnce,
     writes: Vec<(String, Event)>,
-) -> Vec<Result<&'static str, MessageError>> {
+) -> Vec<Result<consumer::Handled, MessageError>> {
     let batch: Vec<(&str, &Event)> = writes.iter().map(|(k, e)| (k.as_str(), e)).collect();
     projections
         .apply_once(SCOPE, &batch)

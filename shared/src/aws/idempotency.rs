@@ -3,7 +3,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 
 use super::dynamo::{Item, s};
@@ -50,19 +50,29 @@ impl DynamoIdempotency {
         &self.client
     }
 
-    /// The transaction entry that records `(scope, key)` as done until `expires_at`, on the
+    /// The transaction entry that writes the record of `(scope, key)` as `state`, on the
     /// claim's own condition, so it fails where [`Idempotency::begin`] would not start; the
-    /// failure carries the record it met ([`Self::is_done`] reads it).
-    pub(crate) fn completed(
+    /// failure carries the record it met ([`Self::done`] reads it).
+    pub(crate) fn record(
         &self,
         scope: &str,
         key_of_work: &str,
         now: Timestamp,
-        expires_at: Timestamp,
+        state: RecordAs,
     ) -> Result<TransactWriteItem, StoreError> {
         let mut item = key(scope, key_of_work);
-        item.insert("status".into(), s(COMPLETED));
-        item.insert("expires_at".into(), n(expires_at.unix_seconds()));
+        match state {
+            RecordAs::Done { until } => {
+                item.insert("status".into(), s(COMPLETED));
+                item.insert("expires_at".into(), n(until.unix_seconds()));
+            }
+            RecordAs::InProgress { until } => {
+                item.insert("status".into(), s(IN_PROGRESS));
+                item.insert("in_progress_expiry".into(), n(until.unix_seconds()));
+                // An abandoned claim is cleaned up by TTL a day after its lease.
+                item.insert("expires_at".into(), n(until.unix_seconds() + 86_400));
+            }
+        }
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
@@ -76,14 +86,53 @@ impl DynamoIdempotency {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
-    /// Whether a record that refused a claim says the work is done (rather than in progress
-    /// elsewhere).
-    pub(crate) fn is_done(record: Option<&Item>) -> bool {
-        record
-            .and_then(|r| r.get("status"))
-            .and_then(|v| v.as_s().ok())
-            .is_some_and(|status| status == COMPLETED)
+    /// What a record that refused a claim says: done (with what it remembered), or `None`
+    /// for in progress elsewhere.
+    pub(crate) fn done(record: Option<&Item>) -> Option<Completed> {
+        let record = record?;
+        let text = |name: &str| record.get(name).and_then(|v| v.as_s().ok()).cloned();
+        (text("status").as_deref() == Some(COMPLETED)).then(|| Completed {
+            fingerprint: text("fingerprint"),
+            outcome: text("outcome"),
+        })
     }
+
+    /// The update that marks a held claim done until `expires_at`, keeping an `outcome` to
+    /// replay when there is one.
+    fn completion(
+        &self,
+        scope: &str,
+        key_of_work: &str,
+        outcome: Option<&str>,
+        expires_at: Timestamp,
+    ) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(scope, key_of_work)))
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":completed", s(COMPLETED))
+            .expression_attribute_values(":expires", n(expires_at.unix_seconds()));
+        match outcome {
+            Some(outcome) => update
+                .update_expression(
+                    "SET #status = :completed, expires_at = :expires, outcome = :outcome \
+                     REMOVE in_progress_expiry",
+                )
+                .expression_attribute_values(":outcome", s(outcome)),
+            None => update.update_expression(
+                "SET #status = :completed, expires_at = :expires REMOVE in_progress_expiry",
+            ),
+        }
+    }
+}
+
+/// How [`DynamoIdempotency::record`] writes a record.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum RecordAs {
+    /// Done, remembered until `until`: for an effect written in the same transaction.
+    Done { until: Timestamp },
+    /// Claimed in progress until `until` (the lease), as [`Idempotency::begin`] claims.
+    InProgress { until: Timestamp },
 }
 
 #[async_trait]
@@ -155,26 +204,17 @@ impl Idempotency for DynamoIdempotency {
         outcome: Option<&str>,
         expires_at: Timestamp,
     ) -> Result<(), StoreError> {
-        let mut update = self
-            .client
+        let update = self
+            .completion(claim.scope, claim.key, outcome, expires_at)
+            .build()
+            .map_err(StoreError::unavailable)?;
+        self.client
             .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(claim.scope, claim.key)))
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":completed", s(COMPLETED))
-            .expression_attribute_values(":expires", n(expires_at.unix_seconds()));
-        update = match outcome {
-            Some(outcome) => update
-                .update_expression(
-                    "SET #status = :completed, expires_at = :expires, outcome = :outcome \
-                     REMOVE in_progress_expiry",
-                )
-                .expression_attribute_values(":outcome", s(outcome)),
-            None => update.update_expression(
-                "SET #status = :completed, expires_at = :expires REMOVE in_progress_expiry",
-            ),
-        };
-        update
+            .table_name(update.table_name)
+            .set_key(Some(update.key))
+            .update_expression(update.update_expression)
+            .set_expression_attribute_names(update.expression_attribute_names)
+            .set_expression_attribute_values(update.expression_attribute_values)
             .send()
             .await
             .map_err(|e| StoreError::unavailable(e.into_service_error()))?;
@@ -204,5 +244,61 @@ impl Idempotency for DynamoIdempotency {
                 }
             }
         }
+    }
+
+    async fn begin_each(
+        &self,
+        scope: &str,
+        keys: &[&str],
+        now: Timestamp,
+        in_progress_until: Timestamp,
+    ) -> Vec<Result<Begun, StoreError>> {
+        let entries: Vec<super::once::Entry<'_>> = keys
+            .iter()
+            .map(|key| super::once::Entry {
+                key,
+                writes: Vec::new(),
+            })
+            .collect();
+        let state = RecordAs::InProgress {
+            until: in_progress_until,
+        };
+        super::once::write_once(self, scope, now, state, &entries)
+            .await
+            .into_iter()
+            .map(|fate| {
+                fate.map(|fate| match fate {
+                    super::once::Fate::AlreadyDone(done) => Begun::AlreadyDone(done),
+                    super::once::Fate::InProgressElsewhere => Begun::InProgressElsewhere,
+                    super::once::Fate::Written | super::once::Fate::Refused => Begun::Started,
+                })
+            })
+            .collect()
+    }
+
+    async fn complete_each(
+        &self,
+        scope: &str,
+        keys: &[&str],
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        // Up to a hundred per transaction (DynamoDB's limit); a batch is ten.
+        for chunk in keys.chunks(100) {
+            let mut updates = Vec::with_capacity(chunk.len());
+            for key in chunk {
+                let update = self
+                    .completion(scope, key, None, expires_at)
+                    .build()
+                    .map_err(StoreError::unavailable)?;
+                updates.push(TransactWriteItem::builder().update(update).build());
+            }
+            self.client
+                .transact_write_items()
+                .set_transact_items(Some(updates))
+                .send()
+                .await
+                .map_err(|e| StoreError::unavailable(e.into_service_error()))?;
+        }
+        Ok(())
     }
 }

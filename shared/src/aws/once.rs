@@ -17,10 +17,11 @@ use aws_sdk_dynamodb::types::{AttributeValue, CancellationReason, TransactWriteI
 use async_trait::async_trait;
 
 use super::dynamo::Item;
+use super::idempotency::RecordAs;
 use super::{DynamoAnalytics, DynamoIdempotency, DynamoReadModel};
 use crate::consumer::REMEMBER_SECONDS;
 use crate::domain::{Event, Timestamp};
-use crate::ports::{Applied, Count, CountOnce, ProjectOnce, Settled, StoreError};
+use crate::ports::{Applied, Completed, Count, CountOnce, ProjectOnce, Settled, StoreError};
 
 /// DynamoDB's limit on the writes of one transaction.
 const MAX_WRITES: usize = 100;
@@ -69,15 +70,15 @@ pub(crate) fn item_name(table: &str, key: &Item) -> String {
 }
 
 /// What became of an entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Fate {
     /// Its writes and its record committed.
     Written,
     /// One of its own writes' conditions refused it (nothing of it was written, and no record:
     /// a redelivery meets the same condition).
     Refused,
-    /// Its key was recorded as done.
-    AlreadyDone,
+    /// Its key was recorded as done, with what the record remembered.
+    AlreadyDone(Completed),
     /// Its key is held in progress by another invocation.
     InProgressElsewhere,
 }
@@ -124,7 +125,13 @@ impl<T> DynamoOnce<T> {
                 Err(error) => results.push(Some(Err(error))),
             }
         }
-        let mut fates = write_once(&self.records, scope, &entries).await.into_iter();
+        let now = Timestamp::now();
+        let state = RecordAs::Done {
+            until: now.plus_seconds(REMEMBER_SECONDS),
+        };
+        let mut fates = write_once(&self.records, scope, now, state, &entries)
+            .await
+            .into_iter();
         results
             .into_iter()
             .map(|result| match result {
@@ -133,7 +140,7 @@ impl<T> DynamoOnce<T> {
                     .next()
                     .expect("one fate per entry")
                     .map(|fate| match fate {
-                        Fate::AlreadyDone => Settled::AlreadyDone,
+                        Fate::AlreadyDone(_) => Settled::AlreadyDone,
                         Fate::InProgressElsewhere => Settled::InProgressElsewhere,
                         written_or_refused => done(written_or_refused),
                     }),
@@ -188,22 +195,23 @@ enum Role {
     Add(Vec<usize>),
 }
 
-/// Writes each entry at most once per `(scope, entry.key)` with its completed record, and
-/// returns one fate per entry, in order. Keys must be distinct (the caller folds duplicates).
+/// Writes each entry at most once per `(scope, entry.key)` with its record written as `state`,
+/// and returns one fate per entry, in order. Keys must be distinct (the caller folds
+/// duplicates).
 pub(crate) async fn write_once(
     records: &DynamoIdempotency,
     scope: &str,
+    now: Timestamp,
+    state: RecordAs,
     entries: &[Entry<'_>],
 ) -> Vec<Result<Fate, StoreError>> {
-    let now = Timestamp::now();
-    let expires_at = now.plus_seconds(REMEMBER_SECONDS);
     let mut fates: Vec<Option<Result<Fate, StoreError>>> = std::iter::repeat_with(|| None)
         .take(entries.len())
         .collect();
     let mut pending: Vec<usize> = (0..entries.len()).collect();
     while !pending.is_empty() {
         let round = select(entries, &pending);
-        let (writes, roles) = match transaction(records, scope, entries, &round, now, expires_at) {
+        let (writes, roles) = match transaction(records, scope, entries, &round, now, state) {
             Ok(built) => built,
             Err(error) => {
                 let reason = error.to_string();
@@ -300,7 +308,7 @@ fn transaction(
     entries: &[Entry<'_>],
     round: &[usize],
     now: Timestamp,
-    expires_at: Timestamp,
+    state: RecordAs,
 ) -> Result<(Vec<TransactWriteItem>, Vec<Role>), StoreError> {
     let mut writes = Vec::new();
     let mut roles = Vec::new();
@@ -309,7 +317,7 @@ fn transaction(
     let mut sums: Vec<(String, Sums)> = Vec::new();
     for &i in round {
         let entry = &entries[i];
-        writes.push(records.completed(scope, entry.key, now, expires_at)?);
+        writes.push(records.record(scope, entry.key, now, state)?);
         roles.push(Role::Record(i));
         for write in &entry.writes {
             match write {
@@ -385,10 +393,9 @@ fn settle(
         if let (Role::Record(i), Some(code)) = (role, failed(reason))
             && code == "ConditionalCheckFailed"
         {
-            fates[*i] = Some(Ok(if DynamoIdempotency::is_done(reason.item()) {
-                Fate::AlreadyDone
-            } else {
-                Fate::InProgressElsewhere
+            fates[*i] = Some(Ok(match DynamoIdempotency::done(reason.item()) {
+                Some(done) => Fate::AlreadyDone(done),
+                None => Fate::InProgressElsewhere,
             }));
         }
     }
@@ -511,7 +518,7 @@ mod tests {
         settle(&mut fates, &roles, &reasons);
 
         assert!(fates[0].is_none(), "an entry no reason names goes again");
-        assert!(matches!(fates[1], Some(Ok(Fate::AlreadyDone))));
+        assert!(matches!(fates[1], Some(Ok(Fate::AlreadyDone(_)))));
         assert!(matches!(fates[2], Some(Ok(Fate::InProgressElsewhere))));
         assert!(matches!(fates[3], Some(Ok(Fate::Refused))));
         assert!(matches!(fates[4], Some(Err(StoreError::Unavailable(_)))));

@@ -200,6 +200,7 @@ struct Said {
     subject: Option<String>,
     entity_version: Option<u64>,
     result: Option<&'static str>,
+    mail_id: Option<String>,
 }
 
 tokio::task_local! {
@@ -255,10 +256,10 @@ where
     Ok(respond(&results, started))
 }
 
-/// [`process_batch`] for consumers whose effect is a write that can carry its own idempotency
-/// record ([`crate::ports::ProjectOnce`], [`crate::ports::CountOnce`]): the batch's effects are
-/// written together, so a batch costs one round trip where [`process_envelopes`] makes three
-/// per message.
+/// [`process_batch`] for consumers that handle a batch's envelopes together: those whose effect
+/// is a write that carries its own idempotency record ([`crate::ports::ProjectOnce`],
+/// [`crate::ports::CountOnce`]: one round trip per batch), and welcome-email (claims, one bulk
+/// send, completions: three per batch), where [`process_envelopes`] makes three per message.
 ///
 /// Each message's envelope goes to `prepare` in the message's span and panic boundary; it says
 /// what to write (`None`: nothing, for this type). `commit` then gets every write, keyed by
@@ -273,7 +274,7 @@ pub async fn process_together<T, P, C, Fut>(
 where
     P: Fn(&crate::envelope::Envelope) -> Result<Option<T>, MessageError>,
     C: FnOnce(Vec<(String, T)>) -> Fut,
-    Fut: Future<Output = Vec<Result<&'static str, MessageError>>>,
+    Fut: Future<Output = Vec<Result<Handled, MessageError>>>,
 {
     enum Step {
         Finished(Result<Result<(), MessageError>, String>),
@@ -340,7 +341,8 @@ where
             (Step::Written(_) | Step::Repeat(_), Err(panic)) => Err(panic.clone()),
             (Step::Written(at), Ok(results)) => Ok(match &results[at] {
                 Ok(done) => {
-                    said.result = Some(done);
+                    said.result = Some(done.result);
+                    said.mail_id.clone_from(&done.mail_id);
                     Ok(())
                 }
                 Err(error) => Err(error.clone()),
@@ -361,16 +363,33 @@ where
     Ok(respond(&results, started))
 }
 
+/// What was done for one message of [`process_together`], for the message's line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handled {
+    pub result: &'static str,
+    /// The mail service's id of the mail sent, if one was.
+    pub mail_id: Option<String>,
+}
+
+impl From<&'static str> for Handled {
+    fn from(result: &'static str) -> Self {
+        Self {
+            result,
+            mail_id: None,
+        }
+    }
+}
+
 /// A write settled by [`crate::ports::ProjectOnce`] or [`crate::ports::CountOnce`], as its
 /// message's outcome for [`process_together`]: what `done` says was done, or why it failed.
 pub fn outcome_of<T>(
     settled: Result<crate::ports::Settled<T>, crate::ports::StoreError>,
     done: impl FnOnce(T) -> &'static str,
-) -> Result<&'static str, MessageError> {
+) -> Result<Handled, MessageError> {
     use crate::ports::{Settled, StoreError};
     match settled {
-        Ok(Settled::Done(how)) => Ok(done(how)),
-        Ok(Settled::AlreadyDone) => Ok("already handled; envelope skipped"),
+        Ok(Settled::Done(how)) => Ok(done(how).into()),
+        Ok(Settled::AlreadyDone) => Ok("already handled; envelope skipped".into()),
         Ok(Settled::InProgressElsewhere) => Err(MessageError::Retryable(
             "another invocation is handling this envelope".into(),
         )),
@@ -423,6 +442,7 @@ fn report(finished: Result<Result<(), MessageError>, String>, said: Said) -> Out
                 subject = said.subject,
                 entity_version = said.entity_version,
                 result = said.result,
+                mail_id = said.mail_id,
                 "message handled"
             );
             Outcome::Done
@@ -686,7 +706,7 @@ mod tests {
 
         let response = process_together(event(&bodies), title_of, |writes| {
             calls.lock().unwrap().push(writes.clone());
-            async move { writes.iter().map(|_| Ok("written")).collect() }
+            async move { writes.iter().map(|_| Ok("written".into())).collect() }
         })
         .await
         .unwrap();
@@ -731,7 +751,7 @@ mod tests {
                 .iter()
                 .map(|(_, title)| match title.as_str() {
                     "down" => Err(MessageError::Retryable("throttled".into())),
-                    _ => Ok("written"),
+                    _ => Ok("written".into()),
                 })
                 .collect()
         })
@@ -766,14 +786,11 @@ mod tests {
         let bodies = [envelope("e1", "one"), envelope("e2", "two")];
         let bodies: Vec<&str> = bodies.iter().map(String::as_str).collect();
 
-        let response =
-            process_together(
-                event(&bodies),
-                title_of,
-                |_| async move { vec![Ok("written")] },
-            )
-            .await
-            .unwrap();
+        let response = process_together(event(&bodies), title_of, |_| async move {
+            vec![Ok("written".into())]
+        })
+        .await
+        .unwrap();
 
         assert_eq!(failed_ids(&response), ["m0", "m1"]);
     }
@@ -784,7 +801,10 @@ mod tests {
         let (lines, _guard) = Lines::capture("info");
 
         process_together(event(&[&bodies[0]]), title_of, |writes| async move {
-            writes.iter().map(|_| Ok("projection updated")).collect()
+            writes
+                .iter()
+                .map(|_| Ok("projection updated".into()))
+                .collect()
         })
         .await
         .unwrap();
@@ -852,7 +872,7 @@ mod tests {
                 .lock()
                 .unwrap()
                 .extend(writes.iter().map(|(k, _)| k.clone()));
-            async move { writes.iter().map(|_| Ok("written")).collect() }
+            async move { writes.iter().map(|_| Ok("written".into())).collect() }
         })
         .await
         .unwrap();
