@@ -385,7 +385,8 @@ export class EventlyStack extends Stack {
     );
     analytics.fn.addToRolePolicy(idempotencyAccess('analytics'));
     analytics.fn.addToRolePolicy(
-      new PolicyStatement({ actions: ['dynamodb:PutItem', 'dynamodb:UpdateItem'], resources: [analyticsTable.tableArn] }),
+      // Counters only move (ADD), in the transaction that writes the envelope's record.
+      new PolicyStatement({ actions: ['dynamodb:UpdateItem'], resources: [analyticsTable.tableArn] }),
     );
 
     const notifications = this.consumer(
@@ -422,12 +423,11 @@ export class EventlyStack extends Stack {
       alarmTopic,
     );
     welcomeEmail.fn.addToRolePolicy(idempotencyAccess('welcome-email'));
-    const sendMail = new PolicyStatement({
-      actions: ['ses:SendEmail'],
-      resources: [`arn:${this.partition}:ses:${this.region}:${this.account}:identity/${sender.emailIdentityName}`],
-    });
-    welcomeEmail.fn.addToRolePolicy(sendMail);
-    notifications.fn.addToRolePolicy(sendMail);
+    // From the stack's identity only: welcome-email sends a batch's mails in one bulk send
+    // (its template inline, so no template resource), notifications one mail at a time.
+    const senderArn = `arn:${this.partition}:ses:${this.region}:${this.account}:identity/${sender.emailIdentityName}`;
+    welcomeEmail.fn.addToRolePolicy(new PolicyStatement({ actions: ['ses:SendBulkEmail'], resources: [senderArn] }));
+    notifications.fn.addToRolePolicy(new PolicyStatement({ actions: ['ses:SendEmail'], resources: [senderArn] }));
 
     // ---- HTTP API ----------------------------------------------------------------------
     this.api = new HttpApi(this, 'Api', {

@@ -313,6 +313,19 @@ describe('the synthesized stack', () => {
     });
   });
 
+  it('lets only the mail consumers send mail, each with the one SES action it uses, from the stack identity', () => {
+    const senders: Record<string, string[]> = {};
+    for (const [policyId, policy] of resourcesOf(aws, 'AWS::IAM::Policy')) {
+      for (const st of policy.PolicyDocument.Statement) {
+        const actions: string[] = [].concat(st.Action);
+        if (!actions.some((a) => a.startsWith('ses:'))) continue;
+        assert.match(JSON.stringify(st.Resource), /:identity\//, `${policyId} sends from another resource`);
+        senders[policyId.replace(/role.*$/i, '').toLowerCase()] = actions;
+      }
+    }
+    assert.deepEqual(senders, { notifications: ['ses:SendEmail'], welcomeemail: ['ses:SendBulkEmail'] });
+  });
+
   it('gives verifiers the public keys from the key custom resource, never a literal key', () => {
     const [[ringId]] = resourcesOf(aws, 'Custom::JwtKeyRing');
     for (const [id, fn] of resourcesOf(aws, 'AWS::Lambda::Function')) {

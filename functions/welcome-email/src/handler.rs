@@ -1,14 +1,16 @@
 //! One welcome mail per `UserCreated` envelope, exactly once under redelivery.
 //!
-//! The idempotency record is keyed by this consumer and the envelope id. It is claimed before
-//! sending, for as long as this invocation may run; completed after a successful send (or a
-//! permanent rejection); released after a retryable failure so the retry can go ahead.
+//! The idempotency record is keyed by this consumer and the envelope id. A batch's records are
+//! claimed together before sending, for as long as this invocation may run; the batch's mails
+//! go out in one bulk send; the records of the mails sent (or permanently rejected) are
+//! completed together, and the claims of mails that may be retried are released so the retry
+//! can go ahead.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use evently_shared::consumer::{self, Message, MessageError};
-use evently_shared::domain::Timestamp;
-use evently_shared::envelope::DomainEvent;
-use evently_shared::ports::{Begun, Claim, Idempotency, MailError, Mailer};
+use evently_shared::consumer::{self, Handled, MessageError};
+use evently_shared::domain::{Timestamp, UserId};
+use evently_shared::envelope::{DomainEvent, Envelope};
+use evently_shared::ports::{Addressed, Begun, BulkMailer, Claim, Idempotency, MailError};
 use lambda_runtime::Error;
 
 use crate::mail;
@@ -23,74 +25,144 @@ pub struct Welcome<M, I> {
     pub idempotency: I,
 }
 
-impl<M: Mailer, I: Idempotency> Welcome<M, I> {
+/// A signup to welcome.
+pub struct Signup {
+    user_id: UserId,
+    correlation_id: String,
+    to: Addressed,
+}
+
+fn signup_of(envelope: &Envelope) -> Result<Option<Signup>, MessageError> {
+    match envelope
+        .domain_event()
+        .map_err(|e| MessageError::Permanent(e.to_string()))?
+    {
+        DomainEvent::UserCreated(user) => Ok(Some(Signup {
+            to: mail::addressed(&user),
+            user_id: user.id,
+            correlation_id: envelope.correlationid.to_string(),
+        })),
+        _ => Ok(None),
+    }
+}
+
+impl<M: BulkMailer, I: Idempotency> Welcome<M, I> {
     pub async fn handle_batch(
         &self,
         event: SqsEvent,
         lease_until: Timestamp,
     ) -> Result<SqsBatchResponse, Error> {
-        consumer::process_batch(event, |message| self.welcome(message, lease_until)).await
+        consumer::process_together(event, signup_of, |signups| {
+            self.welcome(signups, lease_until)
+        })
+        .await
     }
 
-    async fn welcome(&self, message: Message, lease_until: Timestamp) -> Result<(), MessageError> {
-        let envelope = message.envelope()?;
-        let event = envelope
-            .domain_event()
-            .map_err(|e| MessageError::Permanent(e.to_string()))?;
-        let DomainEvent::UserCreated(user) = event else {
-            tracing::info!(event_type = %envelope.event_type, "not a signup; envelope skipped");
-            return Ok(());
-        };
-        let retry = |e: evently_shared::ports::StoreError| MessageError::Retryable(e.to_string());
-
-        let claim = Claim::new(SCOPE, &envelope.id);
+    async fn welcome(
+        &self,
+        signups: Vec<(String, Signup)>,
+        lease_until: Timestamp,
+    ) -> Vec<Result<Handled, MessageError>> {
+        let keys: Vec<&str> = signups.iter().map(|(key, _)| key.as_str()).collect();
         let now = Timestamp::now();
-        match self
+        let mut results: Vec<Option<Result<Handled, MessageError>>> = vec![None; keys.len()];
+        let mut claimed = Vec::new();
+        let begun = self
             .idempotency
-            .begin(claim, now, lease_until)
-            .await
-            .map_err(retry)?
-        {
-            Begun::AlreadyDone(_) => {
-                tracing::info!(user_id = %user.id, "welcome mail already sent; envelope skipped");
-                return Ok(());
-            }
-            Begun::InProgressElsewhere => {
-                return Err(MessageError::Retryable(
+            .begin_each(SCOPE, &keys, now, lease_until)
+            .await;
+        for (i, begun) in begun.into_iter().enumerate() {
+            results[i] = match begun {
+                Ok(Begun::Started) => {
+                    claimed.push(i);
+                    None
+                }
+                Ok(Begun::AlreadyDone(_)) => {
+                    Some(Ok("welcome mail already sent; envelope skipped".into()))
+                }
+                Ok(Begun::InProgressElsewhere) => Some(Err(MessageError::Retryable(
                     "another invocation is sending this mail".into(),
-                ));
-            }
-            Begun::Started => {}
+                ))),
+                Err(error) => Some(Err(MessageError::Retryable(error.to_string()))),
+            };
         }
 
-        let done_until = now.plus_seconds(REMEMBER_SECONDS);
-        match self.mailer.send(&mail::welcome(&user)).await {
-            Ok(message_id) => {
-                tracing::info!(user_id = %user.id, %message_id, "welcome mail sent");
-                evently_shared::metrics::count(
-                    evently_shared::metrics::name::MAILS_SENT,
-                    Some(envelope.correlationid.as_str()),
-                );
-                // The mail is out: from here on, a failure must not lead to a second one.
-                if let Err(error) = self.idempotency.complete(claim, None, done_until).await {
-                    tracing::error!(%error, "mail sent but not recorded; the in-progress claim blocks a resend until it lapses");
+        let recipients: Vec<Addressed> = claimed.iter().map(|&i| signups[i].1.to.clone()).collect();
+        let sent = if recipients.is_empty() {
+            Vec::new()
+        } else {
+            self.mailer.send_each(&mail::template(), &recipients).await
+        };
+        let mut done = Vec::new();
+        for (&i, sent) in claimed.iter().zip(sent) {
+            let signup = &signups[i].1;
+            results[i] = Some(match sent {
+                Ok(mail_id) => {
+                    evently_shared::metrics::count(
+                        evently_shared::metrics::name::MAILS_SENT,
+                        Some(&signup.correlation_id),
+                    );
+                    done.push(keys[i]);
+                    Ok(Handled {
+                        result: "welcome mail sent",
+                        mail_id: Some(mail_id),
+                    })
                 }
-                Ok(())
-            }
-            Err(MailError::Rejected(reason)) => {
-                // Logged and counted, never retried: the address will not accept mail.
-                tracing::warn!(user_id = %user.id, %reason, rejected_recipients = 1, "welcome mail rejected");
-                self.idempotency
-                    .complete(claim, None, done_until)
-                    .await
-                    .map_err(retry)?;
-                Ok(())
-            }
-            Err(error @ (MailError::Throttled(_) | MailError::Unavailable(_))) => {
-                self.idempotency.release(claim).await.map_err(retry)?;
-                Err(MessageError::Retryable(error.to_string()))
+                Err(MailError::Rejected(reason)) => {
+                    // Logged and counted, never retried: the address will not accept mail.
+                    tracing::warn!(
+                        correlation_id = %signup.correlation_id,
+                        user_id = %signup.user_id,
+                        %reason,
+                        rejected_recipients = 1,
+                        "welcome mail rejected"
+                    );
+                    done.push(keys[i]);
+                    Ok("welcome mail rejected; not retried".into())
+                }
+                Err(error @ (MailError::Throttled(_) | MailError::Unavailable(_))) => {
+                    if let Err(release) = self.idempotency.release(Claim::new(SCOPE, keys[i])).await
+                    {
+                        tracing::warn!(
+                            correlation_id = %signup.correlation_id,
+                            error = %release,
+                            "claim not released; it lapses with its lease"
+                        );
+                    }
+                    Err(MessageError::Retryable(error.to_string()))
+                }
+            });
+        }
+
+        if !done.is_empty() {
+            let done_until = now.plus_seconds(REMEMBER_SECONDS);
+            if let Err(error) = self
+                .idempotency
+                .complete_each(SCOPE, &done, done_until)
+                .await
+            {
+                // The mails are out: from here on, a failure must not lead to second ones.
+                for (key, signup) in &signups {
+                    if done.contains(&key.as_str()) {
+                        tracing::error!(
+                            correlation_id = %signup.correlation_id,
+                            %error,
+                            "mail sent but not recorded; the in-progress claim blocks a resend until it lapses"
+                        );
+                    }
+                }
             }
         }
+        results
+            .into_iter()
+            .map(|result| {
+                result.unwrap_or_else(|| {
+                    Err(MessageError::Retryable(
+                        "the mail service answered for fewer mails than were sent".into(),
+                    ))
+                })
+            })
+            .collect()
     }
 }
 
@@ -156,6 +228,67 @@ mod tests {
         assert!(response.batch_item_failures.is_empty());
         assert_eq!(app.mailer.sent().len(), 1);
         assert_eq!(app.mailer.sent()[0].to, "ada@example.com");
+    }
+
+    fn signup_of(name: &str) -> Envelope {
+        let user = User::create(
+            Email::parse("email", &format!("{name}@example.com")).unwrap(),
+            DisplayName::parse("display_name", name).unwrap(),
+            Timestamp::now(),
+        );
+        DomainEvent::UserCreated(user).into_envelope(
+            "/evently/auth-api",
+            CorrelationId::generate(),
+            Timestamp::now(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_signups_is_welcomed_in_one_bulk_send() {
+        let app = app();
+        let (ada, bob, cy) = (signup_of("ada"), signup_of("bob"), signup_of("cy"));
+
+        let response = app
+            .handle_batch(batch(&[&ada, &bob, &cy]), lease())
+            .await
+            .unwrap();
+
+        assert!(response.batch_item_failures.is_empty());
+        let to: Vec<String> = app.mailer.sent().into_iter().map(|m| m.to).collect();
+        assert_eq!(to, ["ada@example.com", "bob@example.com", "cy@example.com"]);
+        assert_eq!(
+            app.mailer
+                .bulk_sends
+                .load(std::sync::atomic::Ordering::SeqCst),
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn a_mail_throttled_in_a_batch_fails_alone_and_its_retry_sends_it() {
+        let app = app();
+        let (ada, bob, cy) = (signup_of("ada"), signup_of("bob"), signup_of("cy"));
+        *app.mailer.fail_after.lock().unwrap() = Some(2);
+
+        let first = app
+            .handle_batch(batch(&[&ada, &bob, &cy]), lease())
+            .await
+            .unwrap();
+        *app.mailer.fail_after.lock().unwrap() = None;
+        let redelivered = app
+            .handle_batch(batch(&[&ada, &bob, &cy]), lease())
+            .await
+            .unwrap();
+
+        let failed: Vec<&str> = first
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(failed, ["m2"]);
+        assert!(redelivered.batch_item_failures.is_empty());
+        let to: Vec<String> = app.mailer.sent().into_iter().map(|m| m.to).collect();
+        assert_eq!(to, ["ada@example.com", "bob@example.com", "cy@example.com"]);
     }
 
     #[tokio::test]

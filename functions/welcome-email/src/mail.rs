@@ -1,21 +1,33 @@
-//! The welcome mail, rendered from the templates in `templates/`.
+//! The welcome mail: one template from `templates/`, filled in by the mail service for each
+//! recipient. Each part has its own placeholder, because each needs the name made safe in its
+//! own way (the mail service escapes nothing).
 
 use evently_shared::domain::User;
 use evently_shared::mail::{escape_html, header_safe};
-use evently_shared::ports::Mail;
+use evently_shared::ports::{Addressed, MailTemplate};
 
 const SUBJECT: &str = include_str!("../templates/subject.txt");
 const TEXT: &str = include_str!("../templates/welcome.txt");
 const HTML: &str = include_str!("../templates/welcome.html");
 
-pub fn welcome(user: &User) -> Mail {
+pub fn template() -> MailTemplate {
+    MailTemplate {
+        subject: SUBJECT.trim().to_owned(),
+        text: TEXT.to_owned(),
+        html: HTML.to_owned(),
+    }
+}
+
+/// `user` as a recipient of [`template`].
+pub fn addressed(user: &User) -> Addressed {
     let name = user.display_name.as_str();
-    let subject_name = header_safe(name);
-    Mail {
+    Addressed {
         to: user.email.as_str().to_owned(),
-        subject: SUBJECT.trim().replace("{{display_name}}", &subject_name),
-        text: TEXT.replace("{{display_name}}", name),
-        html: HTML.replace("{{display_name}}", &escape_html(name)),
+        values: vec![
+            ("name_in_subject", header_safe(name)),
+            ("name", name.to_owned()),
+            ("name_html", escape_html(name)),
+        ],
     }
 }
 
@@ -23,7 +35,14 @@ pub fn welcome(user: &User) -> Mail {
 mod tests {
     use evently_shared::domain::{DisplayName, Email, Timestamp};
 
+    use evently_shared::mail::render;
+    use evently_shared::ports::Mail;
+
     use super::*;
+
+    fn welcome(user: &User) -> Mail {
+        render(&template(), &addressed(user))
+    }
 
     fn user(name: &str) -> User {
         User::create(
@@ -41,7 +60,12 @@ mod tests {
         assert_eq!(mail.subject, "Welcome to Evently, Ada");
         assert!(mail.text.starts_with("Hi Ada,"));
         assert!(mail.html.contains("<p>Hi Ada,</p>"));
-        assert!(!mail.html.contains("{{"));
+        for part in [&mail.subject, &mail.text, &mail.html] {
+            assert!(
+                !part.contains("{{"),
+                "a placeholder without a value: {part}"
+            );
+        }
     }
 
     #[test]
