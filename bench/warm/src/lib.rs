@@ -172,6 +172,9 @@ pub enum Scenario {
     /// The same ten, counted: one transaction, one counter update for the ten.
     AnalyticsBatch,
     WelcomeEmail,
+    /// Ten UserCreated in one SQS batch: one claim transaction, one bulk send, one completion
+    /// transaction for the ten.
+    WelcomeEmailBatch,
     Notifications,
     OutboxRelay,
     /// Ten outbox inserts in one stream batch: one PublishBatch of ten, the relay's shape under
@@ -183,7 +186,7 @@ const FIXTURE_ORGANIZER: &str = "user-1";
 const FIXTURE_TAGS: &str = r#"[\"rust\",\"aws-lambda\"]"#;
 
 impl Scenario {
-    pub const ALL: [Scenario; 12] = [
+    pub const ALL: [Scenario; 13] = [
         Self::GetEvents,
         Self::GetEvent,
         Self::PostEvents,
@@ -193,6 +196,7 @@ impl Scenario {
         Self::Analytics,
         Self::AnalyticsBatch,
         Self::WelcomeEmail,
+        Self::WelcomeEmailBatch,
         Self::Notifications,
         Self::OutboxRelay,
         Self::OutboxRelayBatch,
@@ -210,6 +214,7 @@ impl Scenario {
             Self::Analytics => "analytics-event-created",
             Self::AnalyticsBatch => "analytics-batch-of-10",
             Self::WelcomeEmail => "welcome-email-user-created",
+            Self::WelcomeEmailBatch => "welcome-email-batch-of-10",
             Self::Notifications => "notifications-event-created",
             Self::OutboxRelay => "outbox-relay-outbox-insert",
             Self::OutboxRelayBatch => "outbox-relay-outbox-batch-of-10",
@@ -223,6 +228,9 @@ impl Scenario {
             Self::GetEvent => include_str!("../../../events-fixtures/apigw-get-event.json"),
             Self::PostEvents => include_str!("../../../events-fixtures/apigw-post-events.json"),
             Self::WelcomeEmail => include_str!("../../../events-fixtures/sqs-user-created.json"),
+            Self::WelcomeEmailBatch => {
+                include_str!("../../../events-fixtures/sqs-user-created-batch.json")
+            }
             Self::OutboxRelay => {
                 include_str!("../../../events-fixtures/dynamodb-outbox-insert.json")
             }
@@ -308,7 +316,7 @@ impl Scenario {
                     Self::Analytics | Self::AnalyticsBatch => {
                         analytics::handler::handle_batch(&wired.counters, event).await
                     }
-                    Self::WelcomeEmail => {
+                    Self::WelcomeEmail | Self::WelcomeEmailBatch => {
                         let lease = lease_until(Some(deadline_ms));
                         wired.welcome.handle_batch(event, lease).await
                     }
