@@ -60,7 +60,19 @@ impl DynamoIdempotency {
         now: Timestamp,
         state: RecordAs,
     ) -> Result<TransactWriteItem, StoreError> {
-        let mut item = key(scope, key_of_work);
+        let put = self.record_put(Claim::new(scope, key_of_work), now, state)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// The conditional put of a claim's record, alone ([`Idempotency::begin`]) or in a
+    /// transaction ([`Self::record`]).
+    fn record_put(
+        &self,
+        claim: Claim<'_>,
+        now: Timestamp,
+        state: RecordAs,
+    ) -> Result<Put, StoreError> {
+        let mut item = key(claim.scope, claim.key);
         match state {
             RecordAs::Done { until } => {
                 item.insert("status".into(), s(COMPLETED));
@@ -73,7 +85,10 @@ impl DynamoIdempotency {
                 item.insert("expires_at".into(), n(until.unix_seconds() + 86_400));
             }
         }
-        let put = Put::builder()
+        if let Some(fingerprint) = claim.fingerprint {
+            item.insert("fingerprint".into(), s(fingerprint));
+        }
+        Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
             .condition_expression(CLAIMABLE)
@@ -82,8 +97,7 @@ impl DynamoIdempotency {
             .expression_attribute_values(":in_progress", s(IN_PROGRESS))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
-            .map_err(StoreError::unavailable)?;
-        Ok(TransactWriteItem::builder().put(put).build())
+            .map_err(StoreError::unavailable)
     }
 
     /// What a record that refused a claim says: done (with what it remembered), or `None`
@@ -143,29 +157,16 @@ impl Idempotency for DynamoIdempotency {
         now: Timestamp,
         in_progress_until: Timestamp,
     ) -> Result<Begun, StoreError> {
-        let mut item = key(claim.scope, claim.key);
-        item.insert("status".into(), s(IN_PROGRESS));
-        item.insert(
-            "in_progress_expiry".into(),
-            n(in_progress_until.unix_seconds()),
-        );
-        // An abandoned claim is cleaned up by TTL a day after its lease.
-        item.insert(
-            "expires_at".into(),
-            n(in_progress_until.unix_seconds() + 86_400),
-        );
-        if let Some(fingerprint) = claim.fingerprint {
-            item.insert("fingerprint".into(), s(fingerprint));
-        }
+        let until = in_progress_until;
+        let put = self.record_put(claim, now, RecordAs::InProgress { until })?;
         let claimed = self
             .client
             .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression(CLAIMABLE)
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":now", n(now.unix_seconds()))
-            .expression_attribute_values(":in_progress", s(IN_PROGRESS))
+            .table_name(put.table_name)
+            .set_item(Some(put.item))
+            .set_condition_expression(put.condition_expression)
+            .set_expression_attribute_names(put.expression_attribute_names)
+            .set_expression_attribute_values(put.expression_attribute_values)
             .send()
             .await;
         match claimed {
@@ -184,16 +185,11 @@ impl Idempotency for DynamoIdempotency {
                     .send()
                     .await
                     .map_err(|e| StoreError::unavailable(e.into_service_error()))?
-                    .item
-                    .unwrap_or_default();
-                let text = |name: &str| existing.get(name).and_then(|v| v.as_s().ok()).cloned();
-                match text("status").as_deref() {
-                    Some(COMPLETED) => Ok(Begun::AlreadyDone(Completed {
-                        fingerprint: text("fingerprint"),
-                        outcome: text("outcome"),
-                    })),
-                    _ => Ok(Begun::InProgressElsewhere),
-                }
+                    .item;
+                Ok(match Self::done(existing.as_ref()) {
+                    Some(done) => Begun::AlreadyDone(done),
+                    None => Begun::InProgressElsewhere,
+                })
             }
         }
     }
