@@ -370,8 +370,10 @@ export class EventlyStack extends Stack {
     );
     searchIndex.fn.addToRolePolicy(idempotencyAccess('search-index'));
     searchIndex.fn.addToRolePolicy(
+      // A batch's manifests are read in one BatchGetItem and its entries written in
+      // BatchWriteItem chunks; each manifest is a Put in the transaction with its record.
       new PolicyStatement({
-        actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:BatchWriteItem'],
+        actions: ['dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem', 'dynamodb:PutItem'],
         resources: [readModelTable.tableArn],
       }),
     );

@@ -313,6 +313,23 @@ describe('the synthesized stack', () => {
     });
   });
 
+  it('gives the read-model consumers only the DynamoDB actions they call on the read model', () => {
+    const [[tableId]] = resourcesOf(aws, 'AWS::DynamoDB::GlobalTable').filter(([id]) => id.startsWith('ReadModelTable'));
+    const actions: Record<string, string[]> = {};
+    for (const [policyId, policy] of resourcesOf(aws, 'AWS::IAM::Policy')) {
+      const name = policyId.replace(/role.*$/i, '').toLowerCase();
+      if (name !== 'readmodelupdater' && name !== 'searchindex') continue;
+      for (const st of policy.PolicyDocument.Statement) {
+        if (!JSON.stringify(st.Resource).includes(tableId)) continue;
+        actions[name] = [...(actions[name] ?? []), ...[].concat(st.Action)].sort();
+      }
+    }
+    assert.deepEqual(actions, {
+      readmodelupdater: ['dynamodb:PutItem'],
+      searchindex: ['dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem', 'dynamodb:PutItem'],
+    });
+  });
+
   it('lets only the mail consumers send mail, each with the one SES action it uses, from the stack identity', () => {
     const senders: Record<string, string[]> = {};
     for (const [policyId, policy] of resourcesOf(aws, 'AWS::IAM::Policy')) {

@@ -339,6 +339,20 @@ impl crate::ports::ProjectOnce for Unavailable {
 }
 
 #[async_trait]
+impl crate::ports::IndexOnce for Unavailable {
+    async fn index_once(
+        &self,
+        _: &str,
+        batch: &[(&str, &Event)],
+    ) -> Vec<Result<crate::ports::Settled<Applied>, StoreError>> {
+        batch
+            .iter()
+            .map(|_| Err(StoreError::unavailable(Outage)))
+            .collect()
+    }
+}
+
+#[async_trait]
 impl crate::ports::CountOnce for Unavailable {
     async fn record_once(
         &self,
@@ -1018,6 +1032,40 @@ type Indexed = (u64, Option<crate::domain::SearchEntry>, Event);
 #[derive(Debug, Default)]
 pub struct InMemorySearch {
     entries: Mutex<BTreeMap<EventId, Indexed>>,
+    /// `<scope>#<key>` of every event indexed through [`crate::ports::IndexOnce`].
+    indexed: Mutex<BTreeSet<String>>,
+}
+
+/// As the DynamoDB adapter: of one event's versions in a batch only the newest is indexed, and
+/// a key is remembered only with an index change.
+#[async_trait]
+impl crate::ports::IndexOnce for InMemorySearch {
+    async fn index_once(
+        &self,
+        scope: &str,
+        batch: &[(&str, &Event)],
+    ) -> Vec<Result<crate::ports::Settled<Applied>, StoreError>> {
+        use crate::ports::{SearchIndex, Settled};
+        let mut settled = Vec::with_capacity(batch.len());
+        for (at, (key, event)) in batch.iter().enumerate() {
+            let record = format!("{scope}#{key}");
+            if self.indexed.lock().unwrap().contains(&record) {
+                settled.push(Ok(Settled::AlreadyDone));
+                continue;
+            }
+            let superseded = crate::app::read_model::superseded_in_batch(batch, at);
+            if superseded {
+                settled.push(Ok(Settled::Done(Applied::Stale)));
+                continue;
+            }
+            let applied = self.index(event).await;
+            if matches!(applied, Ok(Applied::Changed)) {
+                self.indexed.lock().unwrap().insert(record);
+            }
+            settled.push(applied.map(Settled::Done));
+        }
+        settled
+    }
 }
 
 #[async_trait]

@@ -707,3 +707,17 @@ pub trait SearchIndex: Send + Sync {
         cursor: Option<Cursor>,
     ) -> Result<Page<EventId>, StoreError>;
 }
+
+/// [`SearchIndex::index`] for a consumer, exactly once per `(scope, key)`: a batch's manifests
+/// are read together, its entries written together, and each newer manifest goes in one
+/// transaction with the idempotency kit's completed record for its key (as [`ProjectOnce`]). An
+/// event's version older than one already indexed, or than another of the same batch, is
+/// `Done(Applied::Stale)` and writes nothing. One result per entry, in order.
+#[async_trait]
+pub trait IndexOnce: Send + Sync {
+    async fn index_once(
+        &self,
+        scope: &str,
+        batch: &[(&str, &Event)],
+    ) -> Vec<Result<Settled<Applied>, StoreError>>;
+}

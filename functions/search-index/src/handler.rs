@@ -1,64 +1,60 @@
-//! Files each event version in the search index, through the shared SQS batch kit. The
-//! index's version guard makes redelivery and reordering harmless.
+//! Files each event version in the search index, through the shared SQS batch kit: a batch's
+//! manifests are read together and its entries written together, and each manifest goes in
+//! one transaction with the kit's record of its envelope. The manifest's version guard makes a
+//! late or repeated envelope change nothing.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use evently_shared::consumer::{self, MessageError, Once};
-use evently_shared::envelope::{DomainEvent, Envelope};
-use evently_shared::ports::{Applied, Idempotency, SearchIndex, StoreError};
+use evently_shared::app::read_model::projection_of;
+use evently_shared::consumer::{self, MessageError};
+use evently_shared::domain::Event;
+use evently_shared::envelope::Envelope;
+use evently_shared::ports::{Applied, IndexOnce};
 use lambda_runtime::Error;
 
 /// The idempotency scope of this consumer.
 pub const SCOPE: &str = "search-index";
 
 pub async fn handle_batch(
-    index: &impl SearchIndex,
-    once: &Once<'_, impl Idempotency>,
+    index: &impl IndexOnce,
     event: SqsEvent,
 ) -> Result<SqsBatchResponse, Error> {
-    consumer::process_envelopes(event, once, |envelope| file(index, envelope)).await
+    consumer::process_together(event, prepare, |events| file(index, events)).await
 }
 
-async fn file(index: &impl SearchIndex, envelope: Envelope) -> Result<(), MessageError> {
-    let event = match envelope
-        .domain_event()
-        .map_err(|e| MessageError::Permanent(e.to_string()))?
-    {
-        DomainEvent::EventCreated(event) | DomainEvent::EventCancelled(event) => event,
-        DomainEvent::EventUpdated(change) => change.event,
-        _ => {
-            consumer::note("not indexed; envelope skipped");
-            return Ok(());
-        }
-    };
-    match index.index(&event).await {
-        Ok(Applied::Changed) => {
-            consumer::note("search entries updated");
-            Ok(())
-        }
-        Ok(Applied::Stale) => {
-            consumer::note("index already as new; envelope skipped");
-            Ok(())
-        }
-        Err(StoreError::Corrupt(reason)) => Err(MessageError::Retryable(reason)),
-        Err(error) => Err(MessageError::Retryable(error.to_string())),
-    }
+/// The event as it is now: the index files what the read model projects.
+fn prepare(envelope: &Envelope) -> Result<Option<Event>, MessageError> {
+    projection_of(envelope).map_err(|e| MessageError::Permanent(e.to_string()))
+}
+
+async fn file(
+    index: &impl IndexOnce,
+    events: Vec<(String, Event)>,
+) -> Vec<Result<consumer::Handled, MessageError>> {
+    let batch: Vec<(&str, &Event)> = events.iter().map(|(k, e)| (k.as_str(), e)).collect();
+    index
+        .index_once(SCOPE, &batch)
+        .await
+        .into_iter()
+        .map(|settled| {
+            consumer::outcome_of(settled, |applied| match applied {
+                Applied::Changed => "search entries updated",
+                Applied::Stale => "index already as new; envelope skipped",
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use evently_shared::domain::{SearchQuery, Timestamp};
     use evently_shared::fakes::InMemorySearch;
+    use evently_shared::ports::SearchIndex;
     use serde_json::{Value, json};
-
-    use evently_shared::fakes::fresh_once;
 
     use super::*;
 
-    /// One delivery to a consumer that has seen nothing yet.
-    async fn deliver(target: &impl SearchIndex, event: SqsEvent) -> SqsBatchResponse {
-        handle_batch(target, &fresh_once(SCOPE), event)
-            .await
-            .unwrap()
+    async fn deliver(target: &impl IndexOnce, event: SqsEvent) -> SqsBatchResponse {
+        handle_batch(target, event).await.unwrap()
     }
 
     const CREATED: &str = include_str!("../../../events-fixtures/sqs-event-created.json");
@@ -71,6 +67,8 @@ mod tests {
         envelope["data"]["version"] = json!(version);
         envelope["data"]["status"] = json!(status);
         envelope["data"]["venue"] = json!(venue);
+        // Each version is an envelope of its own, as the outbox publishes it.
+        envelope["id"] = json!(format!("01M8HTENW0G063GZA2BHHMV{version:03}"));
         if status == "cancelled" {
             envelope["type"] = json!("evently.event.cancelled.v1");
         }
@@ -124,5 +122,53 @@ mod tests {
 
         assert_eq!(found(&index, "town").await, 0);
         assert_eq!(found(&index, "library").await, 1);
+    }
+
+    /// A batch of the created fixture's message in these versions (each its own envelope).
+    fn batch_of(versions: &[(u64, &str)]) -> SqsEvent {
+        let mut records = Vec::new();
+        for (i, (version, venue)) in versions.iter().enumerate() {
+            let single: Value = serde_json::to_value(with(*version, "scheduled", venue)).unwrap();
+            let mut record = single["Records"][0].clone();
+            let mut envelope: Value =
+                serde_json::from_str(record["body"].as_str().unwrap()).unwrap();
+            envelope["id"] = json!(format!("01M8HTENW0G063GZA2BHHMT8{i:02}"));
+            record["body"] = json!(envelope.to_string());
+            record["messageId"] = json!(format!("m{i}"));
+            records.push(record);
+        }
+        serde_json::from_value(json!({ "Records": records })).unwrap()
+    }
+
+    #[tokio::test]
+    async fn versions_of_one_event_in_one_batch_leave_the_newest_filed_whatever_their_order() {
+        let index = InMemorySearch::default();
+
+        let response = deliver(
+            &index,
+            batch_of(&[(3, "Library"), (1, "Town hall"), (2, "Harbour")]),
+        )
+        .await;
+
+        assert!(response.batch_item_failures.is_empty());
+        assert_eq!(found(&index, "library").await, 1);
+        assert_eq!(found(&index, "town").await, 0);
+        assert_eq!(found(&index, "harbour").await, 0);
+    }
+
+    #[tokio::test]
+    async fn an_index_outage_fails_every_message_of_the_batch_for_a_retry() {
+        let response = deliver(
+            &evently_shared::fakes::Unavailable,
+            batch_of(&[(1, "Library"), (2, "Harbour")]),
+        )
+        .await;
+
+        let failed: Vec<&str> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(failed, ["m0", "m1"]);
     }
 }

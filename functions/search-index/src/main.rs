@@ -5,9 +5,8 @@ use search_index::handler;
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use evently_shared::aws::{DynamoIdempotency, DynamoSearchIndex, lambda_sdk_config};
+use evently_shared::aws::{DynamoIdempotency, DynamoOnce, DynamoSearchIndex, lambda_sdk_config};
 use evently_shared::config::required;
-use evently_shared::consumer::Once;
 use evently_shared::telemetry;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
@@ -24,16 +23,13 @@ async fn main() -> Result<(), Error> {
     let table = required("READ_MODEL_TABLE")?;
     let idempotency_table = required("IDEMPOTENCY_TABLE")?;
     let dynamo = aws_sdk_dynamodb::Client::new(&lambda_sdk_config()?);
-    let index = Arc::new(DynamoSearchIndex::new(dynamo.clone(), table));
-    let records = Arc::new(DynamoIdempotency::new(dynamo, idempotency_table));
+    let index = Arc::new(DynamoOnce::new(
+        DynamoSearchIndex::new(dynamo.clone(), table),
+        DynamoIdempotency::new(dynamo, idempotency_table),
+    ));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let index = Arc::clone(&index);
-        let records = Arc::clone(&records);
-        async move {
-            let once =
-                Once::for_invocation(records.as_ref(), handler::SCOPE, event.context.deadline);
-            handler::handle_batch(index.as_ref(), &once, event.payload).await
-        }
+        async move { handler::handle_batch(index.as_ref(), event.payload).await }
     }))
     .await
 }

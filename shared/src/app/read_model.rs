@@ -16,3 +16,14 @@ pub fn projection_of(envelope: &Envelope) -> Result<Option<Event>, EnvelopeError
         | DomainEvent::UserCreated(_) => Ok(None),
     }
 }
+
+/// Whether the `at`-th of a batch's events has a newer version in the same batch (or an equal
+/// one earlier): writing it would be undone at once, so a consumer that writes the batch
+/// together writes only the newest.
+pub fn superseded_in_batch(batch: &[(&str, &Event)], at: usize) -> bool {
+    let event = batch[at].1;
+    batch.iter().enumerate().any(|(other, (_, e))| {
+        e.id == event.id
+            && (e.version > event.version || (e.version == event.version && other < at))
+    })
+}

@@ -19,10 +19,13 @@ use async_trait::async_trait;
 
 use super::dynamo::Item;
 use super::idempotency::RecordAs;
-use super::{DynamoAnalytics, DynamoIdempotency, DynamoReadModel};
+use super::search::Manifest;
+use super::{DynamoAnalytics, DynamoIdempotency, DynamoReadModel, DynamoSearchIndex};
 use crate::consumer::REMEMBER_SECONDS;
-use crate::domain::{Event, Timestamp};
-use crate::ports::{Applied, Completed, Count, CountOnce, ProjectOnce, Settled, StoreError};
+use crate::domain::{Event, EventId, SearchEntry, Timestamp};
+use crate::ports::{
+    Applied, Completed, Count, CountOnce, IndexOnce, ProjectOnce, Settled, StoreError,
+};
 
 /// DynamoDB's limit on the writes of one transaction.
 const MAX_WRITES: usize = 100;
@@ -91,7 +94,8 @@ pub(crate) enum Fate {
 struct Cancelled(String);
 
 /// An adapter whose writes carry the idempotency kit's records in `records`' table (see the
-/// module): `DynamoOnce<DynamoReadModel>` projects, `DynamoOnce<DynamoAnalytics>` counts.
+/// module): `DynamoOnce<DynamoReadModel>` projects, `DynamoOnce<DynamoAnalytics>` counts,
+/// `DynamoOnce<DynamoSearchIndex>` indexes.
 #[derive(Debug, Clone)]
 pub struct DynamoOnce<T> {
     effects: T,
@@ -115,15 +119,33 @@ impl<T> DynamoOnce<T> {
     where
         V: ?Sized,
     {
-        let mut results: Vec<Option<Result<Settled<R>, StoreError>>> = Vec::new();
+        let plans = batch
+            .iter()
+            .map(|(key, value)| match writes_of(&self.effects, value) {
+                Ok(writes) => Plan::Write(Entry { key, writes }),
+                Err(error) => Plan::Decided(Err(error)),
+            })
+            .collect();
+        self.settle_plans(scope, plans, done).await
+    }
+
+    /// Writes the entries of `plans` at most once each and returns every plan's result, in
+    /// order: a decided one's as it is, a written one's from its fate.
+    async fn settle_plans<R>(
+        &self,
+        scope: &str,
+        plans: Vec<Plan<'_, R>>,
+        done: impl Fn(Fate) -> Settled<R>,
+    ) -> Vec<Result<Settled<R>, StoreError>> {
+        let mut results = Vec::with_capacity(plans.len());
         let mut entries = Vec::new();
-        for (key, value) in batch {
-            match writes_of(&self.effects, value) {
-                Ok(writes) => {
+        for plan in plans {
+            match plan {
+                Plan::Write(entry) => {
                     results.push(None);
-                    entries.push(Entry { key, writes });
+                    entries.push(entry);
                 }
-                Err(error) => results.push(Some(Err(error))),
+                Plan::Decided(result) => results.push(Some(result)),
             }
         }
         let now = Timestamp::now();
@@ -136,7 +158,7 @@ impl<T> DynamoOnce<T> {
         results
             .into_iter()
             .map(|result| match result {
-                Some(failed) => failed,
+                Some(decided) => decided,
                 None => fates
                     .next()
                     .expect("one fate per entry")
@@ -150,6 +172,20 @@ impl<T> DynamoOnce<T> {
     }
 }
 
+/// What to do with one entry of a batch: write it once, or nothing, its result already known.
+enum Plan<'a, R> {
+    Write(Entry<'a>),
+    Decided(Result<Settled<R>, StoreError>),
+}
+
+/// Applied as the version guard of a projection or a manifest decided it.
+fn applied(fate: Fate) -> Settled<Applied> {
+    Settled::Done(match fate {
+        Fate::Refused => Applied::Stale,
+        _ => Applied::Changed,
+    })
+}
+
 #[async_trait]
 impl ProjectOnce for DynamoOnce<DynamoReadModel> {
     async fn apply_once(
@@ -161,12 +197,7 @@ impl ProjectOnce for DynamoOnce<DynamoReadModel> {
             scope,
             batch,
             |read_model, event| Ok(vec![read_model.projection(event)?]),
-            |fate| {
-                Settled::Done(match fate {
-                    Fate::Refused => Applied::Stale,
-                    _ => Applied::Changed,
-                })
-            },
+            applied,
         )
         .await
     }
@@ -188,6 +219,83 @@ impl CountOnce for DynamoOnce<DynamoAnalytics> {
         .await
     }
 }
+
+/// Search entries are many items per event (BatchWriteItem, no transaction can hold them), so
+/// they are written first and the manifest last, with the record: a failure in between leaves
+/// entries the manifest does not yet name, and the retry (the manifest still older) writes them
+/// again and the manifest with them.
+#[async_trait]
+impl IndexOnce for DynamoOnce<DynamoSearchIndex> {
+    async fn index_once(
+        &self,
+        scope: &str,
+        batch: &[(&str, &Event)],
+    ) -> Vec<Result<Settled<Applied>, StoreError>> {
+        let mut ids: Vec<EventId> = batch.iter().map(|(_, event)| event.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let manifests = match self.effects.manifests(&ids).await {
+            Ok(manifests) => manifests,
+            Err(error) => return failed_alike(batch.len(), &error),
+        };
+        let none = Manifest::default();
+        let mut plans = Vec::with_capacity(batch.len());
+        let mut requests = Vec::new();
+        for (at, (key, event)) in batch.iter().enumerate() {
+            let superseded = crate::app::read_model::superseded_in_batch(batch, at);
+            let manifest = manifests.get(&event.id).unwrap_or(&none);
+            if superseded || manifest.covers(event) {
+                plans.push(Plan::Decided(Ok(Settled::Done(Applied::Stale))));
+                continue;
+            }
+            let entry = SearchEntry::of(event);
+            let planned =
+                DynamoSearchIndex::requests(event, entry.as_ref(), manifest).and_then(|mut own| {
+                    let write = self.effects.manifest_write(event, entry.as_ref())?;
+                    requests.append(&mut own);
+                    Ok(write)
+                });
+            plans.push(match planned {
+                Ok(write) => Plan::Write(Entry {
+                    key,
+                    writes: vec![write],
+                }),
+                Err(error) => Plan::Decided(Err(error)),
+            });
+        }
+        if let Err(error) = self.effects.write(requests).await {
+            // Which events' entries made it is unknown: every manifest waits for the retry.
+            return plans
+                .into_iter()
+                .map(|plan| match plan {
+                    Plan::Write(_) => Err(copy_of(&error)),
+                    Plan::Decided(result) => result,
+                })
+                .collect();
+        }
+        self.settle_plans(scope, plans, applied).await
+    }
+}
+
+/// `n` results failed with `error`.
+fn failed_alike<R>(n: usize, error: &StoreError) -> Vec<Result<R, StoreError>> {
+    (0..n).map(|_| Err(copy_of(error))).collect()
+}
+
+/// A store error said again for another entry (the original is not `Clone`: it holds its
+/// source).
+fn copy_of(error: &StoreError) -> StoreError {
+    match error {
+        StoreError::AlreadyExists => StoreError::AlreadyExists,
+        StoreError::Corrupt(reason) => StoreError::Corrupt(reason.clone()),
+        StoreError::Unavailable(source) => StoreError::unavailable(Again(source.to_string())),
+    }
+}
+
+/// The cause of a failure shared by several entries, as its message.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Again(String);
 
 /// Whose a write of the transaction is.
 enum Role {

@@ -2,9 +2,13 @@ use std::collections::{BTreeSet, HashMap};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, DeleteRequest, KeysAndAttributes, Put, PutRequest, TransactWriteItem,
+    WriteRequest,
+};
 
 use super::dynamo::{Item, s};
+use super::once::{Write, item_name};
 use crate::domain::{Event, EventId, SearchEntry, SearchQuery, Timestamp};
 use crate::ports::{Applied, Cursor, Page, SearchIndex, StoreError};
 
@@ -16,6 +20,8 @@ const PAGE_ITEMS: i32 = 100;
 /// with many words can take 30 chunks or more, and each message of a batch runs concurrently:
 /// unbounded, that is hundreds of connections and requests at once against the table.
 const CONCURRENT_CHUNKS: usize = 4;
+/// Calls per BatchWriteItem or BatchGetItem chunk before its leftovers are given up on.
+const ATTEMPTS: u32 = 6;
 
 fn list(values: impl IntoIterator<Item = String>) -> AttributeValue {
     AttributeValue::L(values.into_iter().map(AttributeValue::S).collect())
@@ -52,10 +58,129 @@ impl DynamoSearchIndex {
         }
     }
 
+    /// The deletes of what `event`'s older version was filed under and is no longer, and the
+    /// puts of its entries now (none for an event that must not be findable).
+    pub(crate) fn requests(
+        event: &Event,
+        entry: Option<&SearchEntry>,
+        manifest: &Manifest,
+    ) -> Result<Vec<WriteRequest>, StoreError> {
+        let mut requests = Vec::new();
+        if let Some(old_sk) = &manifest.sort_key {
+            for partition in &manifest.partitions {
+                let still_there = entry
+                    .as_ref()
+                    .is_some_and(|e| &e.sort_key == old_sk && e.partitions.contains(partition));
+                if !still_there {
+                    let delete = DeleteRequest::builder()
+                        .set_key(Some(key_of(partition, old_sk)))
+                        .build()
+                        .map_err(StoreError::unavailable)?;
+                    requests.push(WriteRequest::builder().delete_request(delete).build());
+                }
+            }
+        }
+        if let Some(entry) = entry {
+            // Every entry of the event carries the same words and tags: built once, cloned.
+            let words = list(entry.words.iter().cloned());
+            let tags = list(event.tags.iter().map(|t| t.as_str().to_owned()));
+            let event_id = s(event.id.to_string());
+            let organizer = s(event.organizer_id.as_str());
+            for partition in &entry.partitions {
+                let mut item = key_of(partition, &entry.sort_key);
+                item.insert("event_id".into(), event_id.clone());
+                item.insert("organizer_id".into(), organizer.clone());
+                item.insert("words".into(), words.clone());
+                item.insert("tags".into(), tags.clone());
+                let put = PutRequest::builder()
+                    .set_item(Some(item))
+                    .build()
+                    .map_err(StoreError::unavailable)?;
+                requests.push(WriteRequest::builder().put_request(put).build());
+            }
+        }
+        Ok(requests)
+    }
+
+    /// The manifests of `ids` (distinct), read strongly in one BatchGetItem per 100 ids; an id
+    /// with none is absent from the map.
+    pub(crate) async fn manifests(
+        &self,
+        ids: &[EventId],
+    ) -> Result<HashMap<EventId, Manifest>, StoreError> {
+        let mut found = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(100) {
+            let mut pending: Vec<Item> = chunk.iter().map(manifest_key).collect();
+            for attempt in 0..ATTEMPTS {
+                if pending.is_empty() {
+                    break;
+                }
+                if attempt > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+                }
+                let keys = KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut pending)))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(StoreError::unavailable)?;
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, keys)
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::unavailable(e.into_service_error()))?;
+                for item in output
+                    .responses
+                    .and_then(|mut r| r.remove(&self.table))
+                    .unwrap_or_default()
+                {
+                    let id = item
+                        .get("pk")
+                        .and_then(|v| v.as_s().ok())
+                        .and_then(|pk| pk.strip_prefix("SEARCH#"))
+                        .and_then(|id| EventId::parse("pk", id).ok());
+                    if let Some(id) = id {
+                        found.insert(id, Manifest::of(Some(&item)));
+                    }
+                }
+                pending = output
+                    .unprocessed_keys
+                    .and_then(|mut m| m.remove(&self.table))
+                    .map(|k| k.keys)
+                    .unwrap_or_default();
+            }
+            if !pending.is_empty() {
+                return Err(StoreError::unavailable(Unread(ATTEMPTS)));
+            }
+        }
+        Ok(found)
+    }
+
+    /// `event`'s manifest as a transaction entry guarded by [`NEWER_MANIFEST`], with the name
+    /// of the item it writes.
+    pub(crate) fn manifest_write(
+        &self,
+        event: &Event,
+        entry: Option<&SearchEntry>,
+    ) -> Result<Write, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(manifest_item(event, entry)))
+            .condition_expression(NEWER_MANIFEST)
+            .set_expression_attribute_values(Some(newer_values(event)))
+            .build()
+            .map_err(StoreError::unavailable)?;
+        Ok(Write::Own {
+            item: item_name(&self.table, &manifest_key(&event.id)),
+            write: Box::new(TransactWriteItem::builder().put(put).build()),
+        })
+    }
+
     /// Writes the entries in chunks of 25 (BatchWriteItem's limit), up to
     /// [`CONCURRENT_CHUNKS`] at a time: an event's entries are independent items, so a usual
     /// event costs one round trip, not one per chunk.
-    async fn write(&self, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
+    pub(crate) async fn write(&self, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
         use futures::{StreamExt, TryStreamExt};
         // Moved into their chunks, not cloned: an event's update is dozens of entries.
         let mut requests = requests.into_iter().peekable();
@@ -71,7 +196,7 @@ impl DynamoSearchIndex {
 
     /// One BatchWriteItem, its unprocessed items sent again with backoff (about 3 s in all).
     async fn write_chunk(&self, mut pending: Vec<WriteRequest>) -> Result<(), StoreError> {
-        for attempt in 0..6 {
+        for attempt in 0..ATTEMPTS {
             if pending.is_empty() {
                 return Ok(());
             }
@@ -93,10 +218,72 @@ impl DynamoSearchIndex {
         if pending.is_empty() {
             Ok(())
         } else {
-            Err(StoreError::Corrupt("search entries left unwritten".into()))
+            Err(StoreError::unavailable(Unwritten(ATTEMPTS)))
         }
     }
 }
+
+/// What an event is filed under now, as its manifest says (nothing, before its first index).
+#[derive(Debug, Default)]
+pub(crate) struct Manifest {
+    version: Option<u64>,
+    sort_key: Option<String>,
+    partitions: BTreeSet<String>,
+}
+
+impl Manifest {
+    fn of(item: Option<&Item>) -> Self {
+        let Some(item) = item else {
+            return Self::default();
+        };
+        Self {
+            version: item
+                .get("version")
+                .and_then(|v| v.as_n().ok()?.parse().ok()),
+            sort_key: item.get("sort_key").and_then(|v| v.as_s().ok().cloned()),
+            partitions: strings(item, "partitions").into_iter().collect(),
+        }
+    }
+
+    /// Whether `event` is already indexed as new or newer: nothing to write.
+    pub(crate) fn covers(&self, event: &Event) -> bool {
+        self.version.is_some_and(|v| v >= event.version)
+    }
+}
+
+/// The manifest's guard: only a newer version replaces it.
+const NEWER_MANIFEST: &str = "attribute_not_exists(pk) OR version < :v";
+
+fn newer_values(event: &Event) -> HashMap<String, AttributeValue> {
+    HashMap::from([(
+        ":v".to_owned(),
+        AttributeValue::N(event.version.to_string()),
+    )])
+}
+
+fn manifest_item(event: &Event, entry: Option<&SearchEntry>) -> Item {
+    let mut manifest = manifest_key(&event.id);
+    manifest.insert(
+        "version".into(),
+        AttributeValue::N(event.version.to_string()),
+    );
+    if let Some(entry) = entry {
+        manifest.insert("sort_key".into(), s(&entry.sort_key));
+        manifest.insert("partitions".into(), list(entry.partitions.iter().cloned()));
+    }
+    manifest
+}
+
+/// BatchWriteItem's unprocessed items were still unprocessed after its retries: throttling,
+/// worth the message's retry.
+#[derive(Debug, thiserror::Error)]
+#[error("search entries left unwritten after {0} attempts")]
+struct Unwritten(u32);
+
+/// BatchGetItem's unprocessed keys were still unprocessed after its retries.
+#[derive(Debug, thiserror::Error)]
+#[error("search manifests left unread after {0} attempts")]
+struct Unread(u32);
 
 fn key_of(pk: &str, sk: &str) -> Item {
     HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
@@ -115,71 +302,20 @@ impl SearchIndex for DynamoSearchIndex {
             .await
             .map_err(|e| StoreError::unavailable(e.into_service_error()))?
             .item;
-        let indexed_version = manifest
-            .as_ref()
-            .and_then(|m| m.get("version")?.as_n().ok()?.parse::<u64>().ok());
-        if indexed_version.is_some_and(|v| v >= event.version) {
+        let manifest = Manifest::of(manifest.as_ref());
+        if manifest.covers(event) {
             return Ok(Applied::Stale);
         }
-        let old_sort_key = manifest
-            .as_ref()
-            .and_then(|m| m.get("sort_key")?.as_s().ok().cloned());
-        let old_partitions: BTreeSet<String> = manifest
-            .as_ref()
-            .map(|m| strings(m, "partitions").into_iter().collect())
-            .unwrap_or_default();
         let entry = SearchEntry::of(event);
-
-        let mut requests = Vec::new();
-        if let Some(old_sk) = &old_sort_key {
-            for partition in &old_partitions {
-                let still_there = entry
-                    .as_ref()
-                    .is_some_and(|e| &e.sort_key == old_sk && e.partitions.contains(partition));
-                if !still_there {
-                    let delete = DeleteRequest::builder()
-                        .set_key(Some(key_of(partition, old_sk)))
-                        .build()
-                        .map_err(StoreError::unavailable)?;
-                    requests.push(WriteRequest::builder().delete_request(delete).build());
-                }
-            }
-        }
-        if let Some(entry) = &entry {
-            for partition in &entry.partitions {
-                let mut item = key_of(partition, &entry.sort_key);
-                item.insert("event_id".into(), s(event.id.to_string()));
-                item.insert("organizer_id".into(), s(event.organizer_id.as_str()));
-                item.insert("words".into(), list(entry.words.iter().cloned()));
-                item.insert(
-                    "tags".into(),
-                    list(event.tags.iter().map(|t| t.as_str().to_owned())),
-                );
-                let put = PutRequest::builder()
-                    .set_item(Some(item))
-                    .build()
-                    .map_err(StoreError::unavailable)?;
-                requests.push(WriteRequest::builder().put_request(put).build());
-            }
-        }
-        self.write(requests).await?;
-
-        let mut new_manifest = manifest_key(&event.id);
-        new_manifest.insert(
-            "version".into(),
-            AttributeValue::N(event.version.to_string()),
-        );
-        if let Some(entry) = &entry {
-            new_manifest.insert("sort_key".into(), s(&entry.sort_key));
-            new_manifest.insert("partitions".into(), list(entry.partitions.iter().cloned()));
-        }
+        self.write(Self::requests(event, entry.as_ref(), &manifest)?)
+            .await?;
         let written = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(new_manifest))
-            .condition_expression("attribute_not_exists(pk) OR version < :v")
-            .expression_attribute_values(":v", AttributeValue::N(event.version.to_string()))
+            .set_item(Some(manifest_item(event, entry.as_ref())))
+            .condition_expression(NEWER_MANIFEST)
+            .set_expression_attribute_values(Some(newer_values(event)))
             .send()
             .await;
         match written {
