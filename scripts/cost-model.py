@@ -133,6 +133,16 @@ def dynamodb_units(call):
         size = sum(item_size(item) for item in response.get("Items", []))
         factor = 1 if body.get("ConsistentRead") else 0.5
         return 0, factor * max(1, math.ceil(size / 4096))
+    if op == "BatchGetItem":
+        # Each key is billed as its own GetItem (a missing item still costs one unit).
+        units = 0
+        for table, keys in body["RequestItems"].items():
+            factor = 1 if keys.get("ConsistentRead") else 0.5
+            found = response.get("Responses", {}).get(table, [])
+            sizes = [item_size(item) for item in found]
+            sizes += [0] * (len(keys["Keys"]) - len(found))
+            units += sum(factor * max(1, math.ceil(size / 4096)) for size in sizes)
+        return 0, units
     if op == "TransactGetItems":
         return 0, 2 * len(body["TransactItems"])
     return 0, 0

@@ -15,8 +15,8 @@ use evently_shared::domain::{
 use evently_shared::envelope::{CorrelationId, DomainEvent};
 use evently_shared::ports::{
     Analytics, Applied, Begun, Claim, Consistency, Count, CountOnce, EventReader, EventStore,
-    EventView, Idempotency, OutgoingMessage, PageRequest, ProjectOnce, Published, Publisher,
-    ReadModel, SearchIndex, Settled, StoreError,
+    EventView, Idempotency, IndexOnce, OutgoingMessage, PageRequest, ProjectOnce, Published,
+    Publisher, ReadModel, SearchIndex, Settled, StoreError,
 };
 
 fn new_event(visibility: Visibility, starts_in_seconds: i64) -> Event {
@@ -595,6 +595,73 @@ async fn the_search_index_writes_and_replaces_every_chunk_of_an_event_with_many_
         );
     }
     assert_eq!(index.index(&first).await.unwrap(), Applied::Stale);
+}
+
+#[tokio::test]
+async fn a_batch_is_indexed_with_its_records_and_only_the_newest_version_of_an_event_is_filed() {
+    // Arrange: two versions of one event (each titled by a word of its own), another event,
+    // and one whose key another invocation holds.
+    let stack = Stack::load().await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk_config().await);
+    let plain = DynamoSearchIndex::new(dynamo.clone(), stack.output("ReadModelTableName"));
+    let records = DynamoIdempotency::new(dynamo.clone(), stack.output("IdempotencyTableName"));
+    let index = DynamoOnce::new(
+        DynamoSearchIndex::new(dynamo, stack.output("ReadModelTableName")),
+        records.clone(),
+    );
+    let scope = unique_scope();
+    let word = |name: &str| {
+        format!(
+            "{name}{}",
+            ulid::Ulid::generate().to_string().to_lowercase()
+        )
+    };
+    let (old_word, new_word, other_word) = (word("old"), word("new"), word("other"));
+    let titled = |event: &Event, version: u64, word: &str| {
+        let mut event = event.clone();
+        event.version = version;
+        event.title = Title::parse("title", &format!("Meetup {word}")).unwrap();
+        event
+    };
+    let event = new_event(Visibility::Public, 86_400 * 406);
+    let (v1, v2) = (titled(&event, 1, &old_word), titled(&event, 2, &new_word));
+    let other = titled(&new_event(Visibility::Public, 86_400 * 407), 1, &other_word);
+    let batch = [("v1", &v1), ("other", &other), ("v2", &v2)];
+    let held = new_event(Visibility::Public, 86_400 * 408);
+    let now = Timestamp::now();
+    // Another invocation holds this key through the kit's claim.
+    records
+        .begin(Claim::new(&scope, "held"), now, now.plus_seconds(60))
+        .await
+        .unwrap();
+
+    // Act
+    let first = index.index_once(&scope, &batch).await;
+    let again = index.index_once(&scope, &batch).await;
+    let late = index
+        .index_once(&scope, &[("v1-late", &v1), ("held", &held)])
+        .await;
+
+    // Assert
+    let settled = |results: Vec<Result<Settled<Applied>, StoreError>>| -> Vec<_> {
+        results.into_iter().map(Result::unwrap).collect()
+    };
+    let (changed, stale) = (
+        Settled::Done(Applied::Changed),
+        Settled::Done(Applied::Stale),
+    );
+    assert_eq!(settled(first), [stale, changed, changed]);
+    // The manifests now cover every version: a redelivery is settled before any write.
+    assert_eq!(settled(again), [stale, stale, stale]);
+    assert_eq!(settled(late), [stale, Settled::InProgressElsewhere]);
+    let recorded = records
+        .begin(Claim::new(&scope, "other"), now, now.plus_seconds(60))
+        .await
+        .unwrap();
+    assert!(matches!(recorded, Begun::AlreadyDone(_)), "{recorded:?}");
+    assert_eq!(found_by(&plain, &new_word).await, vec![event.id]);
+    assert!(found_by(&plain, &old_word).await.is_empty());
+    assert_eq!(found_by(&plain, &other_word).await, vec![other.id]);
 }
 
 #[tokio::test]

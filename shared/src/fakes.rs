@@ -1036,8 +1036,8 @@ pub struct InMemorySearch {
     indexed: Mutex<BTreeSet<String>>,
 }
 
-/// As the DynamoDB adapter: of one event's versions in a batch only the newest is indexed, and
-/// a key is remembered only with an index change.
+/// As the DynamoDB adapter: a version the index already covers, or one superseded in its batch,
+/// is stale before the key is looked at, and a key is remembered only with an index change.
 #[async_trait]
 impl crate::ports::IndexOnce for InMemorySearch {
     async fn index_once(
@@ -1048,14 +1048,19 @@ impl crate::ports::IndexOnce for InMemorySearch {
         use crate::ports::{SearchIndex, Settled};
         let mut settled = Vec::with_capacity(batch.len());
         for (at, (key, event)) in batch.iter().enumerate() {
+            let covered = self
+                .entries
+                .lock()
+                .unwrap()
+                .get(&event.id)
+                .is_some_and(|(v, _, _)| *v >= event.version);
+            if covered || crate::app::read_model::superseded_in_batch(batch, at) {
+                settled.push(Ok(Settled::Done(Applied::Stale)));
+                continue;
+            }
             let record = format!("{scope}#{key}");
             if self.indexed.lock().unwrap().contains(&record) {
                 settled.push(Ok(Settled::AlreadyDone));
-                continue;
-            }
-            let superseded = crate::app::read_model::superseded_in_batch(batch, at);
-            if superseded {
-                settled.push(Ok(Settled::Done(Applied::Stale)));
                 continue;
             }
             let applied = self.index(event).await;

@@ -34,7 +34,6 @@ use evently_shared::aws::{
     DynamoAnalytics, DynamoEventStore, DynamoIdempotency, DynamoOnce, DynamoReadModel,
     DynamoSearchIndex, DynamoUserStore, SesMailer, SnsPublisher,
 };
-use evently_shared::consumer::Once;
 use evently_shared::idempotency::lease_until;
 use evently_shared::tokens::{TokenConfig, TokenVerifier};
 use serde::{Deserialize, Serialize};
@@ -98,11 +97,11 @@ type EventsApp = events_api::handler::App<
     DynamoIdempotency,
 >;
 
-/// Every benchmarked handler with the adapters its `main.rs` gives it. search-index uses the
-/// same adapter types as events-api, so it takes `events_api`'s.
+/// Every benchmarked handler with the adapters its `main.rs` gives it.
 pub struct Wired {
     pub events_api: EventsApp,
     pub projections: DynamoOnce<DynamoReadModel>,
+    pub index: DynamoOnce<DynamoSearchIndex>,
     pub counters: DynamoOnce<DynamoAnalytics>,
     pub welcome: welcome_email::handler::Welcome<SesMailer, DynamoIdempotency>,
     pub notifier: notifications::handler::Notifier<
@@ -131,6 +130,10 @@ impl Wired {
             },
             projections: DynamoOnce::new(
                 DynamoReadModel::new(dynamo.clone(), &names.read_model_table),
+                idempotency(),
+            ),
+            index: DynamoOnce::new(
+                DynamoSearchIndex::new(dynamo.clone(), &names.read_model_table),
                 idempotency(),
             ),
             counters: DynamoOnce::new(
@@ -168,6 +171,9 @@ pub enum Scenario {
     /// transaction for the ten. Divide by ten for a message's share.
     ReadModelUpdaterBatch,
     SearchIndex,
+    /// The same ten, indexed: one BatchGetItem of manifests, the entries in BatchWriteItem
+    /// chunks, one transaction of manifests and records.
+    SearchIndexBatch,
     Analytics,
     /// The same ten, counted: one transaction, one counter update for the ten.
     AnalyticsBatch,
@@ -186,13 +192,14 @@ const FIXTURE_ORGANIZER: &str = "user-1";
 const FIXTURE_TAGS: &str = r#"[\"rust\",\"aws-lambda\"]"#;
 
 impl Scenario {
-    pub const ALL: [Scenario; 13] = [
+    pub const ALL: [Scenario; 14] = [
         Self::GetEvents,
         Self::GetEvent,
         Self::PostEvents,
         Self::ReadModelUpdater,
         Self::ReadModelUpdaterBatch,
         Self::SearchIndex,
+        Self::SearchIndexBatch,
         Self::Analytics,
         Self::AnalyticsBatch,
         Self::WelcomeEmail,
@@ -211,6 +218,7 @@ impl Scenario {
             Self::ReadModelUpdater => "read-model-updater-event-created",
             Self::ReadModelUpdaterBatch => "read-model-updater-batch-of-10",
             Self::SearchIndex => "search-index-event-created",
+            Self::SearchIndexBatch => "search-index-batch-of-10",
             Self::Analytics => "analytics-event-created",
             Self::AnalyticsBatch => "analytics-batch-of-10",
             Self::WelcomeEmail => "welcome-email-user-created",
@@ -240,7 +248,7 @@ impl Scenario {
             Self::ReadModelUpdater | Self::SearchIndex | Self::Analytics | Self::Notifications => {
                 include_str!("../../../events-fixtures/sqs-event-created.json")
             }
-            Self::ReadModelUpdaterBatch | Self::AnalyticsBatch => {
+            Self::ReadModelUpdaterBatch | Self::SearchIndexBatch | Self::AnalyticsBatch => {
                 include_str!("../../../events-fixtures/sqs-event-created-batch.json")
             }
         }
@@ -303,15 +311,12 @@ impl Scenario {
             _ => {
                 let event: SqsEvent = serde_json::from_str(input).map_err(|e| e.to_string())?;
                 let deadline_ms = now_ms() + 60_000;
-                let app = &wired.events_api;
-                let once = |scope| Once::for_invocation(&app.idempotency, scope, deadline_ms);
                 let response = match self {
                     Self::ReadModelUpdater | Self::ReadModelUpdaterBatch => {
                         read_model_updater::handler::handle_batch(&wired.projections, event).await
                     }
-                    Self::SearchIndex => {
-                        let scope = search_index::handler::SCOPE;
-                        search_index::handler::handle_batch(&app.search, &once(scope), event).await
+                    Self::SearchIndex | Self::SearchIndexBatch => {
+                        search_index::handler::handle_batch(&wired.index, event).await
                     }
                     Self::Analytics | Self::AnalyticsBatch => {
                         analytics::handler::handle_batch(&wired.counters, event).await
