@@ -34,6 +34,23 @@ fn strings(item: &Item, name: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Words or tags as one string attribute, separated by spaces (neither can hold one). An event
+/// has one entry per partition it is filed under, each with its words and tags: as one string
+/// each is two attribute values to write and sign, where a list was one per word
+/// (BENCHMARKS.md, "search-index in batches").
+fn joined<'a>(values: impl Iterator<Item = &'a str>) -> AttributeValue {
+    AttributeValue::S(values.collect::<Vec<_>>().join(" "))
+}
+
+/// The words or tags of an entry: one string of them, or a list as entries were written
+/// before they were joined.
+fn split(item: &Item, name: &str) -> Vec<String> {
+    match item.get(name) {
+        Some(AttributeValue::S(joined)) => joined.split_whitespace().map(str::to_owned).collect(),
+        _ => strings(item, name),
+    }
+}
+
 fn manifest_key(id: &EventId) -> Item {
     HashMap::from([
         ("pk".to_owned(), s(format!("SEARCH#{id}"))),
@@ -42,8 +59,9 @@ fn manifest_key(id: &EventId) -> Item {
 }
 
 /// Search entries live in the read-model table: one item per (partition, event), keyed
-/// `pk = <partition>`, `sk = <starts_at>#<id>`, and one manifest per event recording what it
-/// is filed under, so an update or cancellation can remove stale entries.
+/// `pk = <partition>`, `sk = <starts_at>#<id>`, with the event's organizer, words and tags for
+/// checking a query's other conditions, and one manifest per event recording what it is filed
+/// under, so an update or cancellation can remove stale entries.
 #[derive(Debug, Clone)]
 pub struct DynamoSearchIndex {
     client: Client,
@@ -82,13 +100,11 @@ impl DynamoSearchIndex {
         }
         if let Some(entry) = entry {
             // Every entry of the event carries the same words and tags: built once, cloned.
-            let words = list(entry.words.iter().cloned());
-            let tags = list(event.tags.iter().map(|t| t.as_str().to_owned()));
-            let event_id = s(event.id.to_string());
+            let words = joined(entry.words.iter().map(String::as_str));
+            let tags = joined(event.tags.iter().map(|t| t.as_str()));
             let organizer = s(event.organizer_id.as_str());
             for partition in &entry.partitions {
                 let mut item = key_of(partition, &entry.sort_key);
-                item.insert("event_id".into(), event_id.clone());
                 item.insert("organizer_id".into(), organizer.clone());
                 item.insert("words".into(), words.clone());
                 item.insert("tags".into(), tags.clone());
@@ -382,18 +398,22 @@ impl SearchIndex for DynamoSearchIndex {
                     .and_then(|v| v.as_s().ok())
                     .cloned()
                     .unwrap_or_default();
-                let words: BTreeSet<String> = strings(&item, "words").into_iter().collect();
+                let words: BTreeSet<String> = split(&item, "words").into_iter().collect();
                 let organizer = item
                     .get("organizer_id")
                     .and_then(|v| v.as_s().ok())
                     .cloned()
                     .unwrap_or_default();
+                // The id ends the sort key; entries written before it was left out of them
+                // also carry it as `event_id`.
                 let id = item
                     .get("event_id")
                     .and_then(|v| v.as_s().ok())
+                    .map(String::as_str)
+                    .or_else(|| sk.split_once('#').map(|(_, id)| id))
                     .and_then(|id| EventId::parse("event_id", id).ok());
                 if let Some(id) =
-                    id.filter(|_| query.matches(&words, &strings(&item, "tags"), &organizer))
+                    id.filter(|_| query.matches(&words, &split(&item, "tags"), &organizer))
                 {
                     ids.push(id);
                 }
