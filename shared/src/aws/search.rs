@@ -104,7 +104,10 @@ impl DynamoSearchIndex {
             let tags = joined(event.tags.iter().map(|t| t.as_str()));
             let organizer = s(event.organizer_id.as_str());
             for partition in &entry.partitions {
-                let mut item = key_of(partition, &entry.sort_key);
+                // Sized for its five attributes: grown from the key's two, it would rehash.
+                let mut item = Item::with_capacity(5);
+                item.insert("pk".to_owned(), s(partition));
+                item.insert("sk".to_owned(), s(&entry.sort_key));
                 item.insert("organizer_id".into(), organizer.clone());
                 item.insert("words".into(), words.clone());
                 item.insert("tags".into(), tags.clone());
