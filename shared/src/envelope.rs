@@ -242,25 +242,27 @@ impl Envelope {
         let event_type = EventType::parse(&self.event_type)
             .ok_or_else(|| EnvelopeError::UnknownType(self.event_type.clone()))?;
         let data = |source| EnvelopeError::Data { event_type, source };
-        let raw = self.data.clone();
+        // Deserialised from the parsed tree in place: a clone of the tree allocated every
+        // string of the payload a second time for each message.
+        let payload = &self.data;
         let event = match event_type {
             EventType::EventCreated => {
-                DomainEvent::EventCreated(serde_json::from_value(raw).map_err(data)?)
+                DomainEvent::EventCreated(Event::deserialize(payload).map_err(data)?)
             }
             EventType::EventUpdated => {
-                DomainEvent::EventUpdated(serde_json::from_value(raw).map_err(data)?)
+                DomainEvent::EventUpdated(EventChange::deserialize(payload).map_err(data)?)
             }
             EventType::EventCancelled => {
-                DomainEvent::EventCancelled(serde_json::from_value(raw).map_err(data)?)
+                DomainEvent::EventCancelled(Event::deserialize(payload).map_err(data)?)
             }
             EventType::RsvpCreated => {
-                DomainEvent::RsvpCreated(serde_json::from_value(raw).map_err(data)?)
+                DomainEvent::RsvpCreated(Rsvp::deserialize(payload).map_err(data)?)
             }
             EventType::RsvpCancelled => {
-                DomainEvent::RsvpCancelled(serde_json::from_value(raw).map_err(data)?)
+                DomainEvent::RsvpCancelled(Rsvp::deserialize(payload).map_err(data)?)
             }
             EventType::UserCreated => {
-                DomainEvent::UserCreated(serde_json::from_value(raw).map_err(data)?)
+                DomainEvent::UserCreated(User::deserialize(payload).map_err(data)?)
             }
         };
         if event.subject() != self.subject {

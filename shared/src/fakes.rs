@@ -716,16 +716,6 @@ impl crate::ports::KeyVault for InMemoryVault {
     }
 }
 
-/// A consumer's idempotency kit over a store of its own: each call sees every envelope as new,
-/// so a consumer's tests exercise its own guards. The store is leaked; it lives for the test.
-pub fn fresh_once(scope: &'static str) -> crate::consumer::Once<'static, InMemoryIdempotency> {
-    crate::consumer::Once {
-        store: Box::leak(Box::default()),
-        scope,
-        lease: crate::domain::Timestamp::now().plus_seconds(30),
-    }
-}
-
 /// Idempotency records in memory, with the same state machine as the DynamoDB adapter.
 #[derive(Debug, Default)]
 pub struct InMemoryIdempotency {

@@ -91,97 +91,6 @@ impl Message {
 /// message (14 days at most), so no redelivery outlives the record.
 pub const REMEMBER_SECONDS: i64 = 15 * 24 * 60 * 60;
 
-/// The idempotency kit as a consumer uses it: each envelope's effect at most once per
-/// `scope`, with claims that lapse at `lease` (the invocation's deadline).
-pub struct Once<'a, I: ?Sized> {
-    pub store: &'a I,
-    pub scope: &'a str,
-    pub lease: crate::domain::Timestamp,
-}
-
-impl<'a, I: crate::ports::Idempotency + ?Sized> Once<'a, I> {
-    /// Claims held by the invocation whose deadline is `deadline_ms` (ms since the epoch).
-    pub fn for_invocation(store: &'a I, scope: &'a str, deadline_ms: u64) -> Self {
-        Self {
-            store,
-            scope,
-            lease: crate::idempotency::lease_until(Some(deadline_ms)),
-        }
-    }
-
-    /// Runs `work` unless `key` was done already. A failure releases the claim, so the retry
-    /// can go ahead at once; another invocation holding the claim is a retryable failure.
-    pub async fn run<F, Fut>(&self, key: &str, work: F) -> Result<(), MessageError>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<(), MessageError>>,
-    {
-        use crate::ports::{Begun, Claim};
-        let claim = Claim::new(self.scope, key);
-        let now = crate::domain::Timestamp::now();
-        let retry = |e: crate::ports::StoreError| MessageError::Retryable(e.to_string());
-        match self
-            .store
-            .begin(claim, now, self.lease)
-            .await
-            .map_err(retry)?
-        {
-            Begun::AlreadyDone(_) => {
-                tracing::info!(key, "already handled; envelope skipped");
-                return Ok(());
-            }
-            Begun::InProgressElsewhere => {
-                return Err(MessageError::Retryable(
-                    "another invocation is handling this envelope".into(),
-                ));
-            }
-            Begun::Started => {}
-        }
-        match work().await {
-            Ok(()) => {
-                if let Err(error) = self
-                    .store
-                    .complete(claim, None, now.plus_seconds(REMEMBER_SECONDS))
-                    .await
-                {
-                    // The effect is in place; a redelivery after the lease repeats work that
-                    // is itself idempotent, so this is logged, not failed.
-                    tracing::warn!(%error, "handled but not recorded");
-                }
-                Ok(())
-            }
-            Err(error) => {
-                if let Err(release) = self.store.release(claim).await {
-                    tracing::warn!(error = %release, "claim not released; it lapses with its lease");
-                }
-                Err(error)
-            }
-        }
-    }
-}
-
-/// [`process_batch`] for consumers of envelopes: each message's envelope goes to `handle` at
-/// most once per `once.scope`, keyed by the envelope id (redeliveries of one envelope share it,
-/// whatever their SQS message ids).
-pub async fn process_envelopes<I, F, Fut>(
-    event: SqsEvent,
-    once: &Once<'_, I>,
-    handle: F,
-) -> Result<SqsBatchResponse, lambda_runtime::Error>
-where
-    I: crate::ports::Idempotency + ?Sized,
-    F: Fn(crate::envelope::Envelope) -> Fut,
-    Fut: Future<Output = Result<(), MessageError>>,
-{
-    let handle = &handle;
-    process_batch(event, |message| async move {
-        let envelope = message.envelope()?;
-        let key = envelope.id.clone();
-        once.run(&key, || handle(envelope)).await
-    })
-    .await
-}
-
 /// Says what the handler did with the current message ("projection updated"). It is shown on
 /// the message's "message handled" line rather than on a line of its own: CloudWatch Logs bills
 /// ingestion by the byte, and at `info` logs cost more than the compute (BENCHMARKS.md, "Cost
@@ -258,8 +167,10 @@ where
 
 /// [`process_batch`] for consumers that handle a batch's envelopes together: those whose effect
 /// is a write that carries its own idempotency record ([`crate::ports::ProjectOnce`],
-/// [`crate::ports::CountOnce`]: one round trip per batch), and welcome-email (claims, one bulk
-/// send, completions: three per batch), where [`process_envelopes`] makes three per message.
+/// [`crate::ports::CountOnce`]: one round trip per batch; [`crate::ports::IndexOnce`]: one read,
+/// the entries, one transaction), and welcome-email (claims, one bulk send, completions: three
+/// per batch), where claiming and completing around each message made three calls per
+/// message.
 ///
 /// Each message's envelope goes to `prepare` in the message's span and panic boundary; it says
 /// what to write (`None`: nothing, for this type). `commit` then gets every write, keyed by
@@ -412,16 +323,22 @@ fn messages_of(event: SqsEvent) -> Result<Vec<Message>, lambda_runtime::Error> {
 
 /// The span every line about `message` is written in.
 fn span_of(message: &Message) -> tracing::Span {
-    let span = tracing::info_span!(
-        "message",
-        message_id = %message.message_id,
-        correlation_id = field::Empty,
-        receive_count = message.receive_count,
-    );
-    if let Some(id) = &message.correlation_id {
-        span.record("correlation_id", id.as_str());
+    // With the id at creation when the message attributes carry it: recording it afterwards
+    // formats the span's fields a second time.
+    match &message.correlation_id {
+        Some(id) => tracing::info_span!(
+            "message",
+            message_id = %message.message_id,
+            correlation_id = id.as_str(),
+            receive_count = message.receive_count,
+        ),
+        None => tracing::info_span!(
+            "message",
+            message_id = %message.message_id,
+            correlation_id = field::Empty,
+            receive_count = message.receive_count,
+        ),
     }
-    span
 }
 
 fn panic_reason(panic: Box<dyn std::any::Any + Send>) -> String {
@@ -549,10 +466,10 @@ mod tests {
     #[tokio::test]
     async fn a_handled_envelope_costs_one_info_line_that_says_what_was_done_to_what() {
         let envelope = include_str!("../../../events-fixtures/envelope-event-created.json");
-        let once = crate::fakes::fresh_once("log-test");
         let (lines, _guard) = Lines::capture("info");
 
-        let response = process_envelopes(event(&[envelope]), &once, |_| async {
+        let response = process_batch(event(&[envelope]), |message| async move {
+            message.envelope()?;
             note("projection updated");
             Ok(())
         })
@@ -631,38 +548,6 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(failed_ids(&response), ["m1"]);
-    }
-
-    #[tokio::test]
-    async fn once_runs_work_once_per_key_and_again_after_a_failure() {
-        use crate::fakes::InMemoryIdempotency;
-        let store = InMemoryIdempotency::default();
-        let once = Once {
-            store: &store,
-            scope: "test",
-            lease: crate::domain::Timestamp::now().plus_seconds(30),
-        };
-        let runs = std::sync::atomic::AtomicUsize::new(0);
-        let work = |fail: bool| {
-            let runs = &runs;
-            move || async move {
-                runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                if fail {
-                    Err(MessageError::Retryable("down".into()))
-                } else {
-                    Ok(())
-                }
-            }
-        };
-
-        let failed = once.run("k", work(true)).await;
-        let first = once.run("k", work(false)).await;
-        let repeat = once.run("k", work(false)).await;
-        let other = once.run("other", work(false)).await;
-
-        assert!(failed.is_err());
-        assert!(first.is_ok() && repeat.is_ok() && other.is_ok());
-        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 3);
     }
 
     /// The fixture envelope with `id` as its envelope id and `title` as its event's title.
