@@ -324,6 +324,14 @@ impl ReadModel for Unavailable {
     }
 }
 
+/// One outage per entry of a batch.
+fn down_for<T, U>(batch: &[T]) -> Vec<Result<U, StoreError>> {
+    batch
+        .iter()
+        .map(|_| Err(StoreError::unavailable(Outage)))
+        .collect()
+}
+
 #[async_trait]
 impl crate::ports::ProjectOnce for Unavailable {
     async fn apply_once(
@@ -331,10 +339,7 @@ impl crate::ports::ProjectOnce for Unavailable {
         _: &str,
         batch: &[(&str, &Event)],
     ) -> Vec<Result<crate::ports::Settled<Applied>, StoreError>> {
-        batch
-            .iter()
-            .map(|_| Err(StoreError::unavailable(Outage)))
-            .collect()
+        down_for(batch)
     }
 }
 
@@ -345,10 +350,7 @@ impl crate::ports::IndexOnce for Unavailable {
         _: &str,
         batch: &[(&str, &Event)],
     ) -> Vec<Result<crate::ports::Settled<Applied>, StoreError>> {
-        batch
-            .iter()
-            .map(|_| Err(StoreError::unavailable(Outage)))
-            .collect()
+        down_for(batch)
     }
 }
 
@@ -359,10 +361,7 @@ impl crate::ports::CountOnce for Unavailable {
         _: &str,
         batch: &[(&str, &crate::ports::Count)],
     ) -> Vec<Result<crate::ports::Settled<()>, StoreError>> {
-        batch
-            .iter()
-            .map(|_| Err(StoreError::unavailable(Outage)))
-            .collect()
+        down_for(batch)
     }
 }
 
