@@ -448,6 +448,15 @@ mod tests {
 
     impl Lines {
         fn capture(level: &str) -> (Self, tracing::subscriber::DefaultGuard) {
+            // tracing caches whether a callsite is wanted once, process-wide, decided by the
+            // thread that reaches it first. A test without a subscriber reaching a log line
+            // first would cache "never" against no subscriber at all, and this capture would
+            // then miss that line (1 run in 50 at 32 test threads). A bare global registry
+            // wants every callsite, so the cache never says "never" for any of them.
+            static ANCHOR: std::sync::Once = std::sync::Once::new();
+            ANCHOR.call_once(|| {
+                let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry());
+            });
             let lines = Self::default();
             let writer = lines.clone();
             let subscriber = crate::telemetry::json_lines(level, move || writer.clone());
