@@ -23,6 +23,14 @@ const CONCURRENT_CHUNKS: usize = 4;
 /// Calls per BatchWriteItem or BatchGetItem chunk before its leftovers are given up on.
 const ATTEMPTS: u32 = 6;
 
+/// The pause before a chunk's `attempt`-th call (none before the first): 100 ms doubling, about
+/// 3 s over [`ATTEMPTS`], for DynamoDB to make room for what it left unprocessed.
+async fn back_off(attempt: u32) {
+    if attempt > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+    }
+}
+
 fn list(values: impl IntoIterator<Item = String>) -> AttributeValue {
     AttributeValue::L(values.into_iter().map(AttributeValue::S).collect())
 }
@@ -87,7 +95,6 @@ impl DynamoSearchIndex {
         if let Some(old_sk) = &manifest.sort_key {
             for partition in &manifest.partitions {
                 let still_there = entry
-                    .as_ref()
                     .is_some_and(|e| &e.sort_key == old_sk && e.partitions.contains(partition));
                 if !still_there {
                     let delete = DeleteRequest::builder()
@@ -134,9 +141,7 @@ impl DynamoSearchIndex {
                 if pending.is_empty() {
                     break;
                 }
-                if attempt > 0 {
-                    tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
-                }
+                back_off(attempt).await;
                 let keys = KeysAndAttributes::builder()
                     .set_keys(Some(std::mem::take(&mut pending)))
                     .consistent_read(true)
@@ -176,20 +181,25 @@ impl DynamoSearchIndex {
         Ok(found)
     }
 
-    /// `event`'s manifest as a transaction entry guarded by [`NEWER_MANIFEST`], with the name
-    /// of the item it writes.
-    pub(crate) fn manifest_write(
-        &self,
-        event: &Event,
-        entry: Option<&SearchEntry>,
-    ) -> Result<Write, StoreError> {
-        let put = Put::builder()
+    /// `event`'s manifest, put only over an older one: alone ([`SearchIndex::index`]) or in a
+    /// transaction ([`Self::manifest_write`]).
+    fn manifest_put(&self, event: &Event, entry: Option<&SearchEntry>) -> Result<Put, StoreError> {
+        Put::builder()
             .table_name(&self.table)
             .set_item(Some(manifest_item(event, entry)))
             .condition_expression(NEWER_MANIFEST)
             .set_expression_attribute_values(Some(newer_values(event)))
             .build()
-            .map_err(StoreError::unavailable)?;
+            .map_err(StoreError::unavailable)
+    }
+
+    /// `event`'s manifest as a transaction entry, with the name of the item it writes.
+    pub(crate) fn manifest_write(
+        &self,
+        event: &Event,
+        entry: Option<&SearchEntry>,
+    ) -> Result<Write, StoreError> {
+        let put = self.manifest_put(event, entry)?;
         Ok(Write::Own {
             item: item_name(&self.table, &manifest_key(&event.id)),
             write: Box::new(TransactWriteItem::builder().put(put).build()),
@@ -219,9 +229,7 @@ impl DynamoSearchIndex {
             if pending.is_empty() {
                 return Ok(());
             }
-            if attempt > 0 {
-                tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
-            }
+            back_off(attempt).await;
             let output = self
                 .client
                 .batch_write_item()
@@ -328,13 +336,14 @@ impl SearchIndex for DynamoSearchIndex {
         let entry = SearchEntry::of(event);
         self.write(Self::requests(event, entry.as_ref(), &manifest)?)
             .await?;
+        let put = self.manifest_put(event, entry.as_ref())?;
         let written = self
             .client
             .put_item()
-            .table_name(&self.table)
-            .set_item(Some(manifest_item(event, entry.as_ref())))
-            .condition_expression(NEWER_MANIFEST)
-            .set_expression_attribute_values(Some(newer_values(event)))
+            .table_name(put.table_name)
+            .set_item(Some(put.item))
+            .set_condition_expression(put.condition_expression)
+            .set_expression_attribute_values(put.expression_attribute_values)
             .send()
             .await;
         match written {
