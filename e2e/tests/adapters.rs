@@ -673,10 +673,7 @@ async fn a_batch_is_indexed_with_its_records_and_only_the_newest_version_of_an_e
     };
     let (old_word, new_word, other_word) = (word("old"), word("new"), word("other"));
     let titled = |event: &Event, version: u64, word: &str| {
-        let mut event = event.clone();
-        event.version = version;
-        event.title = Title::parse("title", &format!("Meetup {word}")).unwrap();
-        event
+        at_version(event, version, &format!("Meetup {word}"))
     };
     let event = new_event(Visibility::Public, 86_400 * 406);
     let (v1, v2) = (titled(&event, 1, &old_word), titled(&event, 2, &new_word));
