@@ -910,6 +910,85 @@ mod accounts {
     }
 
     #[tokio::test]
+    async fn mail_settings_of_many_users_come_in_the_order_asked_with_defaults_for_the_unset() {
+        let store = user_store().await;
+        let id = || UserId::parse("id", &unique("adapter-user")).unwrap();
+        let (muted, tokened, unset) = (id(), id(), id());
+        store
+            .set_preferences(
+                &muted,
+                Preferences {
+                    notifications: false,
+                },
+            )
+            .await
+            .unwrap();
+        let token = store.make_unsubscribe_token(&tokened).await.unwrap();
+
+        let settings = store
+            .mail_settings_each(&[tokened.clone(), unset.clone(), muted.clone(), tokened])
+            .await
+            .unwrap();
+
+        let expected = [
+            MailSettings {
+                preferences: Preferences::default(),
+                unsubscribe_token: Some(token.clone()),
+            },
+            MailSettings::default(),
+            MailSettings {
+                preferences: Preferences {
+                    notifications: false,
+                },
+                unsubscribe_token: None,
+            },
+            MailSettings {
+                preferences: Preferences::default(),
+                unsubscribe_token: Some(token),
+            },
+        ];
+        assert_eq!(settings, expected);
+    }
+
+    #[tokio::test]
+    async fn recipients_are_the_profiles_that_exist_in_the_order_asked_once_each() {
+        let store = user_store().await;
+        let mut users = Vec::new();
+        for _ in 0..3 {
+            let user = User::create(
+                email(),
+                DisplayName::parse("n", "Ada").unwrap(),
+                Timestamp::now(),
+            );
+            let envelope = DomainEvent::UserCreated(user.clone()).into_envelope(
+                "/tests",
+                CorrelationId::generate(),
+                Timestamp::now(),
+            );
+            store.create(&user, "$argon2id$x", &envelope).await.unwrap();
+            users.push(user);
+        }
+        let ghost = UserId::parse("id", &unique("adapter-ghost")).unwrap();
+        let asked = [
+            users[2].id.clone(),
+            ghost,
+            users[0].id.clone(),
+            users[1].id.clone(),
+            users[0].id.clone(),
+        ];
+
+        let recipients = store.recipients(&asked).await.unwrap();
+
+        let found: Vec<(&UserId, &Email)> =
+            recipients.iter().map(|r| (&r.user_id, &r.email)).collect();
+        let expected: Vec<(&UserId, &Email)> = [2, 0, 1]
+            .iter()
+            .map(|&i| (&users[i].id, &users[i].email))
+            .collect();
+        assert_eq!(found, expected);
+    }
+
+    #[tokio::test]
     async fn making_an_unsubscribe_token_twice_keeps_the_first_as_racing_first_mails_would() {
         let store = user_store().await;
         let user = UserId::parse("id", &unique("adapter-user")).unwrap();
@@ -1194,6 +1273,32 @@ mod accounts {
             again.iter().all(|b| matches!(b, Begun::AlreadyDone(_))),
             "{again:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_one_record_is_claimed_and_completed_as_the_batches_are() {
+        let stack = Stack::load().await;
+        let dynamo = aws_sdk_dynamodb::Client::new(&sdk_config().await);
+        let records = DynamoIdempotency::new(dynamo, stack.output("IdempotencyTableName"));
+        let scope = unique("one");
+        let now = Timestamp::now();
+        let lease = now.plus_seconds(60);
+
+        let first = records.begin_each(&scope, &["a"], now, lease).await;
+        let held = records.begin_each(&scope, &["a"], now, lease).await;
+        records
+            .complete_each(&scope, &["a"], now.plus_seconds(3600))
+            .await
+            .unwrap();
+        let done = records.begin_each(&scope, &["a"], now, lease).await;
+
+        let one = |mut begun: Vec<Result<Begun, _>>| {
+            assert_eq!(begun.len(), 1);
+            begun.remove(0).unwrap()
+        };
+        assert_eq!(one(first), Begun::Started);
+        assert_eq!(one(held), Begun::InProgressElsewhere);
+        assert_eq!(one(done), Begun::AlreadyDone(Completed::default()));
     }
 
     #[tokio::test]

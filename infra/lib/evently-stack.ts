@@ -410,7 +410,9 @@ export class EventlyStack extends Stack {
     );
     notifications.fn.addToRolePolicy(
       new PolicyStatement({
-        actions: ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+        // A round's settings and an attendee page's profiles in one BatchGetItem; GetItem for
+        // the token a racing first mail made.
+        actions: ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
         resources: [usersTable.tableArn],
       }),
     );
@@ -425,11 +427,12 @@ export class EventlyStack extends Stack {
       alarmTopic,
     );
     welcomeEmail.fn.addToRolePolicy(idempotencyAccess('welcome-email'));
-    // From the stack's identity only: welcome-email sends a batch's mails in one bulk send
-    // (its template inline, so no template resource), notifications one mail at a time.
+    // From the stack's identity only: both send a batch's mails in bulk sends, their templates
+    // inline, so no template resource.
     const senderArn = `arn:${this.partition}:ses:${this.region}:${this.account}:identity/${sender.emailIdentityName}`;
-    welcomeEmail.fn.addToRolePolicy(new PolicyStatement({ actions: ['ses:SendBulkEmail'], resources: [senderArn] }));
-    notifications.fn.addToRolePolicy(new PolicyStatement({ actions: ['ses:SendEmail'], resources: [senderArn] }));
+    for (const mailer of [welcomeEmail, notifications]) {
+      mailer.fn.addToRolePolicy(new PolicyStatement({ actions: ['ses:SendBulkEmail'], resources: [senderArn] }));
+    }
 
     // ---- HTTP API ----------------------------------------------------------------------
     this.api = new HttpApi(this, 'Api', {

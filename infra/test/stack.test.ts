@@ -340,7 +340,7 @@ describe('the synthesized stack', () => {
         senders[policyId.replace(/role.*$/i, '').toLowerCase()] = actions;
       }
     }
-    assert.deepEqual(senders, { notifications: ['ses:SendEmail'], welcomeemail: ['ses:SendBulkEmail'] });
+    assert.deepEqual(senders, { notifications: ['ses:SendBulkEmail'], welcomeemail: ['ses:SendBulkEmail'] });
   });
 
   it('gives verifiers the public keys from the key custom resource, never a literal key', () => {

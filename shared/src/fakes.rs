@@ -486,6 +486,8 @@ pub struct InMemoryUsers {
     tokens: Mutex<BTreeSet<String>>,
     /// How many times `mail_settings` was asked, to count a consumer's reads.
     settings_reads: AtomicUsize,
+    /// How many pages of followers were asked for.
+    follower_reads: AtomicUsize,
     users: Mutex<BTreeMap<String, (crate::domain::User, String)>>,
     failures: Mutex<BTreeMap<String, (i64, i64)>>,
     outbox: Mutex<Vec<Envelope>>,
@@ -495,6 +497,11 @@ impl InMemoryUsers {
     /// How many times the mail settings (preferences and token) were read.
     pub fn settings_reads(&self) -> usize {
         self.settings_reads.load(Ordering::Relaxed)
+    }
+
+    /// How many pages of followers were read.
+    pub fn follower_reads(&self) -> usize {
+        self.follower_reads.load(Ordering::Relaxed)
     }
 
     pub fn outbox(&self) -> Vec<Envelope> {
@@ -922,6 +929,7 @@ impl crate::ports::Follows for InMemoryUsers {
         resume: Option<String>,
         limit: u16,
     ) -> Result<crate::ports::RecipientPage, StoreError> {
+        self.follower_reads.fetch_add(1, Ordering::Relaxed);
         let all: Vec<crate::ports::Recipient> = self
             .follows
             .lock()

@@ -666,6 +666,15 @@ pub trait Follows: Send + Sync {
     /// The preferences and the unsubscribe token in one read: a mail to each follower costs
     /// one read fewer than asking for them apart.
     async fn mail_settings(&self, user: &UserId) -> Result<MailSettings, StoreError>;
+    /// [`Self::mail_settings`] of several users, in one read where the store allows;
+    /// one answer per user, in order.
+    async fn mail_settings_each(&self, users: &[UserId]) -> Result<Vec<MailSettings>, StoreError> {
+        let mut settings = Vec::with_capacity(users.len());
+        for user in users {
+            settings.push(self.mail_settings(user).await?);
+        }
+        Ok(settings)
+    }
     async fn set_preferences(
         &self,
         user: &UserId,

@@ -182,6 +182,10 @@ pub enum Scenario {
     /// transaction for the ten.
     WelcomeEmailBatch,
     Notifications,
+    /// The same ten EventCreated, one organizer and two tags between them, one follower: the
+    /// three follower lists read once, one settings read, one claim transaction, one bulk send,
+    /// one completion transaction for the ten mails.
+    NotificationsBatch,
     OutboxRelay,
     /// Ten outbox inserts in one stream batch: one PublishBatch of ten, the relay's shape under
     /// load. Divide by ten for a record's share.
@@ -192,7 +196,7 @@ const FIXTURE_ORGANIZER: &str = "user-1";
 const FIXTURE_TAGS: &str = r#"[\"rust\",\"aws-lambda\"]"#;
 
 impl Scenario {
-    pub const ALL: [Scenario; 14] = [
+    pub const ALL: [Scenario; 15] = [
         Self::GetEvents,
         Self::GetEvent,
         Self::PostEvents,
@@ -205,6 +209,7 @@ impl Scenario {
         Self::WelcomeEmail,
         Self::WelcomeEmailBatch,
         Self::Notifications,
+        Self::NotificationsBatch,
         Self::OutboxRelay,
         Self::OutboxRelayBatch,
     ];
@@ -224,6 +229,7 @@ impl Scenario {
             Self::WelcomeEmail => "welcome-email-user-created",
             Self::WelcomeEmailBatch => "welcome-email-batch-of-10",
             Self::Notifications => "notifications-event-created",
+            Self::NotificationsBatch => "notifications-batch-of-10",
             Self::OutboxRelay => "outbox-relay-outbox-insert",
             Self::OutboxRelayBatch => "outbox-relay-outbox-batch-of-10",
         }
@@ -248,7 +254,10 @@ impl Scenario {
             Self::ReadModelUpdater | Self::SearchIndex | Self::Analytics | Self::Notifications => {
                 include_str!("../../../events-fixtures/sqs-event-created.json")
             }
-            Self::ReadModelUpdaterBatch | Self::SearchIndexBatch | Self::AnalyticsBatch => {
+            Self::ReadModelUpdaterBatch
+            | Self::SearchIndexBatch
+            | Self::AnalyticsBatch
+            | Self::NotificationsBatch => {
                 include_str!("../../../events-fixtures/sqs-event-created-batch.json")
             }
         }

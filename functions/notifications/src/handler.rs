@@ -3,31 +3,35 @@
 //! - `EventCreated` (public): followers of the organizer and of each of the event's tags.
 //! - `EventUpdated` that moves the time or the venue, and `EventCancelled`: every attendee.
 //!
-//! Audiences are walked in pages of [`PAGE`] recipients. Each recipient's mail is guarded by
-//! an idempotency record keyed by (recipient, event, entity version), so a redelivery, a retry
-//! after a failure, or a run that stopped at its time budget resumes by skipping everyone
-//! already mailed: no recipient is mailed twice and none is skipped. Recipients who turned
-//! notifications off are not mailed.
+//! A batch's envelopes are served together, in rounds: each round reads pages of every
+//! unfinished audience until it has a page's worth of recipients or the audience ends (a page
+//! of one follow target is read once per batch, however many of its events name the target),
+//! then mails the round's recipients with one read of their settings, one claim call, one bulk
+//! send and one completion call. Each recipient's mail is
+//! guarded by an idempotency record keyed by (recipient, event, entity version), so a
+//! redelivery, a retry after a failure, or a run that stopped at its time budget resumes by
+//! skipping everyone already mailed: no recipient is mailed twice and none is skipped.
+//! Recipients who turned notifications off are not mailed.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use evently_shared::consumer::{self, Message, MessageError};
+use evently_shared::consumer::{self, Handled, MessageError};
 use evently_shared::domain::{Event, Timestamp, UserId};
-use evently_shared::envelope::DomainEvent;
+use evently_shared::envelope::{DomainEvent, Envelope};
 use evently_shared::idempotency::lease_until;
 use evently_shared::ports::{
-    Begun, Claim, EventStore, FollowTarget, Follows, Idempotency, MailError, Mailer, Recipient,
-    StoreError,
+    Addressed, Begun, BulkMailer, Claim, EventStore, FollowTarget, Follows, Idempotency, MailError,
+    MailSettings, Recipient, RecipientPage, StoreError,
 };
 use lambda_runtime::Error;
 
-use crate::mail::{Reason, compose};
+use crate::mail::{About, Reason, template};
 
 pub const SCOPE: &str = "notifications";
 /// Recipients per page: bounded work between checks of the time budget.
 const PAGE: u16 = 25;
-/// Stop starting new pages when less than this is left of the invocation (or a quarter of
+/// Stop starting new rounds when less than this is left of the invocation (or a quarter of
 /// the invocation, for short timeouts).
 const RESERVE_MS: i64 = 3_000;
 const REMEMBER_SECONDS: i64 = 15 * 24 * 60 * 60;
@@ -49,6 +53,141 @@ enum Audience {
     Attendees,
 }
 
+/// What one envelope asks for: who hears about which event, and why.
+pub struct Notice {
+    event: Event,
+    reason: Reason,
+    audience: Audience,
+    correlation_id: String,
+}
+
+fn notice_of(envelope: &Envelope) -> Result<Option<Notice>, MessageError> {
+    let domain = envelope
+        .domain_event()
+        .map_err(|e| MessageError::Permanent(e.to_string()))?;
+    let (event, reason, audience) = match domain {
+        DomainEvent::EventCreated(event) if event.is_listed_publicly() => {
+            let mut targets = vec![FollowTarget::Organizer(event.organizer_id.clone())];
+            targets.extend(event.tags.iter().cloned().map(FollowTarget::Tag));
+            (event, Reason::NewEvent, Audience::Followers(targets))
+        }
+        DomainEvent::EventUpdated(change)
+            if change
+                .changed
+                .iter()
+                .any(|c| NOTIFIED_CHANGES.contains(&c.as_str())) =>
+        {
+            (change.event, Reason::Changed, Audience::Attendees)
+        }
+        DomainEvent::EventCancelled(event) => (event, Reason::Cancelled, Audience::Attendees),
+        _ => return Ok(None),
+    };
+    Ok(Some(Notice {
+        event,
+        reason,
+        audience,
+        correlation_id: envelope.correlationid.to_string(),
+    }))
+}
+
+/// One notice's way through its audience.
+struct Walk {
+    notice: Notice,
+    about: About,
+    /// The next page to read: the target's index (0 for attendees) and where its page starts;
+    /// `None` once the audience is read.
+    next: Option<(usize, Option<String>)>,
+    /// Everyone this notice has reached so far, mailed or not: someone who follows both the
+    /// organizer and a tag gets one mail, not two.
+    seen: HashSet<UserId>,
+    sent: usize,
+    skipped: usize,
+    /// Why the notice stopped; the rest goes out on the redelivery.
+    failed: Option<MessageError>,
+}
+
+impl Walk {
+    fn new(notice: Notice) -> Self {
+        Self {
+            about: About::new(notice.reason, &notice.event),
+            notice,
+            next: Some((0, None)),
+            seen: HashSet::new(),
+            sent: 0,
+            skipped: 0,
+            failed: None,
+        }
+    }
+
+    fn is_open(&self) -> bool {
+        self.next.is_some() && self.failed.is_none()
+    }
+
+    fn fail(&mut self, error: MessageError) {
+        if self.failed.is_none() {
+            self.failed = Some(error);
+        }
+    }
+
+    /// Moves past the page just read, whose next page starts at `resume`.
+    fn advance(&mut self, resume: Option<String>) {
+        let Some((target, _)) = self.next.take() else {
+            return;
+        };
+        let targets = match &self.notice.audience {
+            Audience::Followers(targets) => targets.len(),
+            Audience::Attendees => 1,
+        };
+        self.next = match resume {
+            Some(resume) => Some((target, Some(resume))),
+            None if target + 1 < targets => Some((target + 1, None)),
+            None => None,
+        };
+    }
+
+    /// Whether `recipient` is someone this notice still has to consider: not the organizer
+    /// (no mail about their own event) and not reached already.
+    fn reaches(&mut self, recipient: &Recipient) -> bool {
+        if recipient.user_id == self.notice.event.organizer_id
+            || !self.seen.insert(recipient.user_id.clone())
+        {
+            self.skipped += 1;
+            return false;
+        }
+        true
+    }
+
+    fn outcome(self) -> Result<Handled, MessageError> {
+        let Self {
+            notice,
+            sent,
+            skipped,
+            failed,
+            ..
+        } = self;
+        match failed {
+            Some(error) => Err(error),
+            None => {
+                tracing::info!(
+                    correlation_id = %notice.correlation_id,
+                    event_id = %notice.event.id,
+                    sent,
+                    skipped,
+                    "notifications done"
+                );
+                Ok("notifications done".into())
+            }
+        }
+    }
+}
+
+/// A recipient of one walk in this round, and the key of their record.
+struct Due {
+    walk: usize,
+    recipient: Recipient,
+    key: String,
+}
+
 fn retry(error: StoreError) -> MessageError {
     MessageError::Retryable(error.to_string())
 }
@@ -57,7 +196,7 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-impl<E: EventStore, F: Follows, M: Mailer, I: Idempotency> Notifier<E, F, M, I> {
+impl<E: EventStore, F: Follows, M: BulkMailer, I: Idempotency> Notifier<E, F, M, I> {
     pub async fn handle_batch(
         &self,
         event: SqsEvent,
@@ -66,200 +205,262 @@ impl<E: EventStore, F: Follows, M: Mailer, I: Idempotency> Notifier<E, F, M, I> 
         let reserve = RESERVE_MS.min((deadline_ms - now_ms()).max(0) / 4);
         let stop_at = deadline_ms - reserve;
         let lease = lease_until(u64::try_from(deadline_ms).ok());
-        consumer::process_batch(event, |message| self.notify(message, stop_at, lease)).await
+        consumer::process_together(event, notice_of, |notices| {
+            self.notify(notices, stop_at, lease)
+        })
+        .await
     }
 
-    /// `stop_at`: no new page starts after this instant (ms since the epoch).
+    /// `stop_at`: no new round starts after this instant (ms since the epoch).
     /// `lease`: when this invocation's idempotency claims lapse (its deadline).
     async fn notify(
         &self,
-        message: Message,
+        notices: Vec<(String, Notice)>,
         stop_at: i64,
         lease: Timestamp,
-    ) -> Result<(), MessageError> {
-        let envelope = message.envelope()?;
-        let domain = envelope
-            .domain_event()
-            .map_err(|e| MessageError::Permanent(e.to_string()))?;
-        let (event, reason, audience) = match domain {
-            DomainEvent::EventCreated(event) if event.is_listed_publicly() => {
-                let mut targets = vec![FollowTarget::Organizer(event.organizer_id.clone())];
-                targets.extend(event.tags.iter().cloned().map(FollowTarget::Tag));
-                (event, Reason::NewEvent, Audience::Followers(targets))
+    ) -> Vec<Result<Handled, MessageError>> {
+        let mut walks: Vec<Walk> = notices
+            .into_iter()
+            .map(|(_, notice)| Walk::new(notice))
+            .collect();
+        // Pages of follower lists, by (target, start): the same for every event that names
+        // the target, so each is read once per batch.
+        let mut pages: HashMap<(String, Option<String>), RecipientPage> = HashMap::new();
+        while walks.iter().any(Walk::is_open) {
+            if now_ms() >= stop_at {
+                for walk in walks.iter_mut().filter(|w| w.is_open()) {
+                    // Everyone mailed so far is recorded: the redelivery picks up from there.
+                    walk.fail(MessageError::Retryable(
+                        "time budget spent; the rest goes out on redelivery".into(),
+                    ));
+                }
+                break;
             }
-            DomainEvent::EventUpdated(change)
-                if change
-                    .changed
-                    .iter()
-                    .any(|c| NOTIFIED_CHANGES.contains(&c.as_str())) =>
-            {
-                (change.event, Reason::Changed, Audience::Attendees)
-            }
-            DomainEvent::EventCancelled(event) => (event, Reason::Cancelled, Audience::Attendees),
-            _ => {
-                tracing::info!(event_type = %envelope.event_type, "nothing to notify; envelope skipped");
-                return Ok(());
-            }
-        };
-
-        let mut seen: HashSet<UserId> = HashSet::new();
-        let mut sent = 0usize;
-        let mut skipped = 0usize;
-        match audience {
-            Audience::Followers(targets) => {
-                for target in &targets {
-                    let mut resume = None;
-                    loop {
-                        self.check_budget(stop_at)?;
-                        let (page, next) = self
-                            .follows
-                            .followers(target, resume, PAGE)
-                            .await
-                            .map_err(retry)?;
-                        let (s, k) = self
-                            .mail_page(&event, reason, page, &mut seen, lease)
-                            .await?;
-                        (sent, skipped) = (sent + s, skipped + k);
-                        match next {
-                            Some(token) => resume = Some(token),
-                            None => break,
+            let mut due = Vec::new();
+            for (at, walk) in walks.iter_mut().enumerate() {
+                // Pages until this walk has a page's worth due or its audience is read: a new
+                // event's organizer and tags then take one round, not one each.
+                let mut found = 0;
+                while walk.is_open() && found < usize::from(PAGE) {
+                    match self.page(walk, &mut pages).await {
+                        Ok((recipients, resume)) => {
+                            walk.advance(resume);
+                            for recipient in recipients {
+                                if walk.reaches(&recipient) {
+                                    let event = &walk.notice.event;
+                                    let key = format!(
+                                        "{}#{}#{}",
+                                        recipient.user_id, event.id, event.version
+                                    );
+                                    due.push(Due {
+                                        walk: at,
+                                        recipient,
+                                        key,
+                                    });
+                                    found += 1;
+                                }
+                            }
                         }
+                        Err(error) => walk.fail(retry(error)),
                     }
                 }
+            }
+            self.mail_round(&mut walks, due, lease).await;
+        }
+        walks.into_iter().map(Walk::outcome).collect()
+    }
+
+    /// The walk's next page of recipients, and where the one after starts.
+    async fn page(
+        &self,
+        walk: &Walk,
+        pages: &mut HashMap<(String, Option<String>), RecipientPage>,
+    ) -> Result<RecipientPage, StoreError> {
+        let Some((target, resume)) = walk.next.clone() else {
+            return Ok((Vec::new(), None));
+        };
+        match &walk.notice.audience {
+            Audience::Followers(targets) => {
+                let target = &targets[target];
+                let cached = (target.key(), resume);
+                if let Some(page) = pages.get(&cached) {
+                    return Ok(page.clone());
+                }
+                let page = self
+                    .follows
+                    .followers(target, cached.1.clone(), PAGE)
+                    .await?;
+                pages.insert(cached, page.clone());
+                Ok(page)
             }
             Audience::Attendees => {
-                let mut resume = None;
-                loop {
-                    self.check_budget(stop_at)?;
-                    let (users, next) = self
-                        .events
-                        .attendees(&event.id, resume, PAGE)
-                        .await
-                        .map_err(retry)?;
-                    let page = self.follows.recipients(&users).await.map_err(retry)?;
-                    let (s, k) = self
-                        .mail_page(&event, reason, page, &mut seen, lease)
-                        .await?;
-                    (sent, skipped) = (sent + s, skipped + k);
-                    match next {
-                        Some(token) => resume = Some(token),
-                        None => break,
+                let (users, next) = self
+                    .events
+                    .attendees(&walk.notice.event.id, resume, PAGE)
+                    .await?;
+                Ok((self.follows.recipients(&users).await?, next))
+            }
+        }
+    }
+
+    /// Mails a round's recipients: their settings in one read, their claims in one call, one
+    /// bulk send, their completions in one call. A failure stops the walk it belongs to, never
+    /// another's.
+    async fn mail_round(&self, walks: &mut [Walk], due: Vec<Due>, lease: Timestamp) {
+        if due.is_empty() {
+            return;
+        }
+        let users: Vec<UserId> = {
+            let mut distinct = HashSet::with_capacity(due.len());
+            due.iter()
+                .filter(|d| distinct.insert(&d.recipient.user_id))
+                .map(|d| d.recipient.user_id.clone())
+                .collect()
+        };
+        let mut settings: HashMap<UserId, MailSettings> =
+            match self.follows.mail_settings_each(&users).await {
+                Ok(settings) => users.into_iter().zip(settings).collect(),
+                Err(error) => {
+                    let error = retry(error);
+                    for d in &due {
+                        walks[d.walk].fail(error.clone());
                     }
+                    return;
+                }
+            };
+
+        // Opted out: not mailed. One envelope twice under two ids: one mail.
+        let mut keys: HashSet<&str> = HashSet::with_capacity(due.len());
+        let mut wanted = Vec::with_capacity(due.len());
+        for d in &due {
+            let wants = settings
+                .get(&d.recipient.user_id)
+                .is_some_and(|s| s.preferences.notifications);
+            if wants && keys.insert(d.key.as_str()) {
+                wanted.push(d);
+            } else {
+                walks[d.walk].skipped += 1;
+            }
+        }
+        if wanted.is_empty() {
+            return;
+        }
+        let now = Timestamp::now();
+        let claim_keys: Vec<&str> = wanted.iter().map(|d| d.key.as_str()).collect();
+        let begun = self
+            .idempotency
+            .begin_each(SCOPE, &claim_keys, now, lease)
+            .await;
+        let mut claimed = Vec::with_capacity(wanted.len());
+        for (d, begun) in wanted.into_iter().zip(begun) {
+            match begun {
+                Ok(Begun::Started) => claimed.push(d),
+                Ok(Begun::AlreadyDone(_)) => walks[d.walk].skipped += 1,
+                Ok(Begun::InProgressElsewhere) => walks[d.walk].fail(MessageError::Retryable(
+                    "another invocation is mailing this recipient".into(),
+                )),
+                Err(error) => walks[d.walk].fail(retry(error)),
+            }
+        }
+
+        // A recipient's first mail makes their token, once claimed, so that nobody who is
+        // never mailed gets one.
+        let mut addressed: Vec<Addressed> = Vec::with_capacity(claimed.len());
+        let mut sending = Vec::with_capacity(claimed.len());
+        for d in claimed {
+            let user = &d.recipient.user_id;
+            let token = match settings.get(user).and_then(|s| s.unsubscribe_token.clone()) {
+                Some(token) => token,
+                None => match self.follows.make_unsubscribe_token(user).await {
+                    Ok(token) => {
+                        if let Some(s) = settings.get_mut(user) {
+                            s.unsubscribe_token = Some(token.clone());
+                        }
+                        token
+                    }
+                    Err(error) => {
+                        self.release(d, walks).await;
+                        walks[d.walk].fail(retry(error));
+                        continue;
+                    }
+                },
+            };
+            let link = format!("{}?token={token}", self.unsubscribe_url);
+            addressed.push(walks[d.walk].about.to(d.recipient.email.as_str(), &link));
+            sending.push(d);
+        }
+        if sending.is_empty() {
+            return;
+        }
+
+        let sent = self.mailer.send_each(&template(), &addressed).await;
+        let mut done = Vec::with_capacity(sending.len());
+        let mut answered = 0;
+        for (d, sent) in sending.iter().zip(sent) {
+            answered += 1;
+            let walk = &mut walks[d.walk];
+            match sent {
+                Ok(_) => {
+                    evently_shared::metrics::count(
+                        evently_shared::metrics::name::MAILS_SENT,
+                        Some(&walk.notice.correlation_id),
+                    );
+                    walk.sent += 1;
+                    done.push(d);
+                }
+                Err(MailError::Rejected(reason)) => {
+                    // Logged and counted, never retried: the address will not accept mail.
+                    tracing::warn!(
+                        correlation_id = %walk.notice.correlation_id,
+                        user_id = %d.recipient.user_id,
+                        %reason,
+                        rejected_recipients = 1,
+                        "notification rejected"
+                    );
+                    walk.skipped += 1;
+                    done.push(d);
+                }
+                Err(error @ (MailError::Throttled(_) | MailError::Unavailable(_))) => {
+                    self.release(d, walks).await;
+                    walks[d.walk].fail(MessageError::Retryable(error.to_string()));
                 }
             }
         }
-        tracing::info!(event_id = %event.id, sent, skipped, "notifications done");
-        Ok(())
-    }
-
-    fn check_budget(&self, stop_at: i64) -> Result<(), MessageError> {
-        if now_ms() >= stop_at {
-            // Everyone mailed so far is recorded: the redelivery picks up from there.
-            return Err(MessageError::Retryable(
-                "time budget spent; the rest goes out on redelivery".into(),
+        for d in &sending[answered..] {
+            walks[d.walk].fail(MessageError::Retryable(
+                "the mail service answered for fewer mails than were sent".into(),
             ));
         }
-        Ok(())
-    }
 
-    /// Mails one page; returns (sent, skipped).
-    async fn mail_page(
-        &self,
-        event: &Event,
-        reason: Reason,
-        page: Vec<Recipient>,
-        seen: &mut HashSet<UserId>,
-        lease: Timestamp,
-    ) -> Result<(usize, usize), MessageError> {
-        let (mut sent, mut skipped) = (0, 0);
-        for recipient in page {
-            // The organizer needs no mail about their own event; someone who follows both the
-            // organizer and a tag gets one mail, not two.
-            if recipient.user_id == event.organizer_id || !seen.insert(recipient.user_id.clone()) {
-                skipped += 1;
-                continue;
-            }
-            if self.mail_one(event, reason, &recipient, lease).await? {
-                sent += 1;
-            } else {
-                skipped += 1;
-            }
+        if done.is_empty() {
+            return;
         }
-        Ok((sent, skipped))
-    }
-
-    /// Mails one recipient unless already done or opted out; `true` if a mail went out.
-    async fn mail_one(
-        &self,
-        event: &Event,
-        reason: Reason,
-        recipient: &Recipient,
-        lease: Timestamp,
-    ) -> Result<bool, MessageError> {
-        let settings = self
-            .follows
-            .mail_settings(&recipient.user_id)
-            .await
-            .map_err(retry)?;
-        if !settings.preferences.notifications {
-            return Ok(false);
-        }
-        let key = format!("{}#{}#{}", recipient.user_id, event.id, event.version);
-        let claim = Claim::new(SCOPE, &key);
-        let now = Timestamp::now();
-        match self
-            .idempotency
-            .begin(claim, now, lease)
-            .await
-            .map_err(retry)?
-        {
-            Begun::AlreadyDone(_) => return Ok(false),
-            Begun::InProgressElsewhere => {
-                return Err(MessageError::Retryable(
-                    "another invocation is mailing this recipient".into(),
-                ));
-            }
-            Begun::Started => {}
-        }
-        // Read with the preferences; a recipient's first mail makes it, once claimed, so that
-        // nobody who is never mailed gets one.
-        let token = match settings.unsubscribe_token {
-            Some(token) => token,
-            None => match self
-                .follows
-                .make_unsubscribe_token(&recipient.user_id)
-                .await
-            {
-                Ok(token) => token,
-                Err(error) => {
-                    self.idempotency.release(claim).await.map_err(retry)?;
-                    return Err(retry(error));
-                }
-            },
-        };
-        let link = format!("{}?token={token}", self.unsubscribe_url);
-        let mail = compose(reason, event, recipient.email.as_str(), &link);
+        let done_keys: Vec<&str> = done.iter().map(|d| d.key.as_str()).collect();
         let done_until = now.plus_seconds(REMEMBER_SECONDS);
-        match self.mailer.send(&mail).await {
-            Ok(_) => {
-                evently_shared::metrics::count(evently_shared::metrics::name::MAILS_SENT, None);
-                if let Err(error) = self.idempotency.complete(claim, None, done_until).await {
-                    tracing::error!(%error, "mail sent but not recorded; the claim blocks a resend until it lapses");
-                }
-                Ok(true)
+        if let Err(error) = self
+            .idempotency
+            .complete_each(SCOPE, &done_keys, done_until)
+            .await
+        {
+            // The mails are out: from here on, a failure must not lead to second ones.
+            for d in &done {
+                tracing::error!(
+                    correlation_id = %walks[d.walk].notice.correlation_id,
+                    %error,
+                    "mail sent but not recorded; the claim blocks a resend until it lapses"
+                );
             }
-            Err(MailError::Rejected(reason)) => {
-                tracing::warn!(user_id = %recipient.user_id, %reason, rejected_recipients = 1, "notification rejected");
-                self.idempotency
-                    .complete(claim, None, done_until)
-                    .await
-                    .map_err(retry)?;
-                Ok(false)
-            }
-            Err(error) => {
-                self.idempotency.release(claim).await.map_err(retry)?;
-                Err(MessageError::Retryable(error.to_string()))
-            }
+        }
+    }
+
+    /// Gives up `due`'s claim after its mail could not go out, so the retry can go ahead.
+    async fn release(&self, due: &Due, walks: &[Walk]) {
+        if let Err(error) = self.idempotency.release(Claim::new(SCOPE, &due.key)).await {
+            tracing::warn!(
+                correlation_id = %walks[due.walk].notice.correlation_id,
+                %error,
+                "claim not released; it lapses with its lease"
+            );
         }
     }
 }
@@ -276,8 +477,7 @@ mod tests {
     };
     use evently_shared::ports::{Preferences, UserStore};
     use serde_json::json;
-
-    use evently_shared::envelope::Envelope;
+    use std::sync::atomic::Ordering;
 
     use super::*;
 
@@ -366,6 +566,16 @@ mod tests {
         .unwrap()
     }
 
+    /// One SQS batch of `envelopes`, message `m<i>` for the i-th.
+    fn batch_of(envelopes: &[&Envelope]) -> SqsEvent {
+        let records: Vec<serde_json::Value> = envelopes
+            .iter()
+            .enumerate()
+            .map(|(i, e)| json!({ "messageId": format!("m{i}"), "body": e.to_json() }))
+            .collect();
+        serde_json::from_value(json!({ "Records": records })).unwrap()
+    }
+
     fn far_deadline() -> i64 {
         now_ms() + 60_000
     }
@@ -423,6 +633,93 @@ mod tests {
                 .contains("https://api.example.com/unsubscribe?token=")
         );
         assert!(mail.html.contains("Rust &lt;night&gt;"));
+    }
+
+    #[tokio::test]
+    async fn a_batch_reads_each_follow_target_once_and_mails_every_follower_in_one_send() {
+        let app = app();
+        let organizer = user(&app, "org").await;
+        let (fan, rustacean) = (user(&app, "fan").await, user(&app, "rustacean").await);
+        app.follows
+            .follow(&fan, &FollowTarget::Organizer(organizer.id.clone()))
+            .await
+            .unwrap();
+        app.follows
+            .follow(
+                &rustacean,
+                &FollowTarget::Tag(Tag::parse("t", "rust").unwrap()),
+            )
+            .await
+            .unwrap();
+        let mut created = Vec::new();
+        for _ in 0..3 {
+            let event = meetup(&app, &organizer, &["rust", "lambda"]).await;
+            created.push(envelope(DomainEvent::EventCreated(event)));
+        }
+
+        let response = app
+            .handle_batch(
+                batch_of(&created.iter().collect::<Vec<_>>()),
+                far_deadline(),
+            )
+            .await
+            .unwrap();
+
+        assert!(response.batch_item_failures.is_empty());
+        let to = mailed(&app);
+        assert_eq!(to.iter().filter(|t| *t == "fan@example.com").count(), 3);
+        assert_eq!(
+            to.iter().filter(|t| *t == "rustacean@example.com").count(),
+            3
+        );
+        assert_eq!(to.len(), 6);
+        assert_eq!(app.mailer.bulk_sends.load(Ordering::SeqCst), 1);
+        // The organizer, "rust" and "lambda": three targets, each read once for three events.
+        assert_eq!(app.follows.follower_reads(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_notice_held_elsewhere_fails_alone_and_the_rest_of_its_batch_is_mailed() {
+        let app = app();
+        let organizer = user(&app, "org").await;
+        let fan = user(&app, "fan").await;
+        app.follows
+            .follow(&fan, &FollowTarget::Organizer(organizer.id.clone()))
+            .await
+            .unwrap();
+        let held = meetup(&app, &organizer, &[]).await;
+        let free = meetup(&app, &organizer, &[]).await;
+        let key = format!("{}#{}#{}", fan.id, held.id, held.version);
+        let now = Timestamp::now();
+        app.idempotency
+            .begin(Claim::new(SCOPE, &key), now, now.plus_seconds(60))
+            .await
+            .unwrap();
+        let free_event = free.clone();
+        let (held, free) = (
+            envelope(DomainEvent::EventCreated(held)),
+            envelope(DomainEvent::EventCreated(free)),
+        );
+
+        let response = app
+            .handle_batch(batch_of(&[&held, &free]), far_deadline())
+            .await
+            .unwrap();
+
+        let failed: Vec<&str> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(failed, ["m0"]);
+        assert_eq!(mailed(&app), ["fan@example.com"]);
+        let free_key = format!("{}#{}#{}", fan.id, free_event.id, free_event.version);
+        let again = app
+            .idempotency
+            .begin(Claim::new(SCOPE, &free_key), now, now.plus_seconds(60))
+            .await
+            .unwrap();
+        assert!(matches!(again, Begun::AlreadyDone(_)), "{again:?}");
     }
 
     #[tokio::test]

@@ -4,9 +4,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, KeysAndAttributes, Put, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{Event, EventId, Timestamp, UserId, Visibility};
@@ -123,42 +121,12 @@ impl EventReader for EventTable {
     }
 
     async fn get_many(&self, ids: &[EventId]) -> Result<Vec<Event>, StoreError> {
-        let mut events = Vec::with_capacity(ids.len());
-        // BatchGetItem takes 100 keys; whatever DynamoDB leaves unprocessed is asked again.
-        for chunk in ids.chunks(100) {
-            let keys = KeysAndAttributes::builder()
-                .set_keys(Some(chunk.iter().map(Self::key).collect()))
-                .build()
-                .map_err(StoreError::unavailable)?;
-            let mut request = Some(HashMap::from([(self.table.clone(), keys)]));
-            for _ in 0..5 {
-                let Some(items) = request.take().filter(|r| !r.is_empty()) else {
-                    break;
-                };
-                let output = self
-                    .client
-                    .batch_get_item()
-                    .set_request_items(Some(items))
-                    .send()
-                    .await
-                    .map_err(|e| StoreError::unavailable(e.into_service_error()))?;
-                for item in output
-                    .responses
-                    .unwrap_or_default()
-                    .remove(&self.table)
-                    .unwrap_or_default()
-                {
-                    events.push(Self::from_item(item)?);
-                }
-                request = output.unprocessed_keys;
-            }
-            if request.is_some_and(|r| !r.is_empty()) {
-                return Err(StoreError::Corrupt(
-                    "batch read left keys unprocessed".into(),
-                ));
-            }
-        }
-        Ok(events)
+        let keys = ids.iter().map(Self::key).collect();
+        super::batch::get_all(&self.client, &self.table, keys, false, "events")
+            .await?
+            .into_iter()
+            .map(Self::from_item)
+            .collect()
     }
 
     async fn list_upcoming(&self, page: PageRequest) -> Result<Page<Event>, StoreError> {

@@ -249,6 +249,13 @@ impl Idempotency for DynamoIdempotency {
         now: Timestamp,
         in_progress_until: Timestamp,
     ) -> Vec<Result<Begun, StoreError>> {
+        // A transaction costs twice the write units of a lone conditional put.
+        if let [key] = keys {
+            return vec![
+                self.begin(Claim::new(scope, key), now, in_progress_until)
+                    .await,
+            ];
+        }
         let entries: Vec<super::once::Entry<'_>> = keys
             .iter()
             .map(|key| super::once::Entry {
@@ -278,6 +285,11 @@ impl Idempotency for DynamoIdempotency {
         keys: &[&str],
         expires_at: Timestamp,
     ) -> Result<(), StoreError> {
+        if let [key] = keys {
+            return self
+                .complete(Claim::new(scope, key), None, expires_at)
+                .await;
+        }
         // Up to a hundred per transaction (DynamoDB's limit); a batch is ten.
         for chunk in keys.chunks(100) {
             let mut updates = Vec::with_capacity(chunk.len());

@@ -4,6 +4,7 @@
 //! in the functions ([`lambda_sdk_config`]) and in the tools ([`sdk_config`]).
 
 mod analytics;
+mod batch;
 mod dynamo;
 mod idempotency;
 mod once;

@@ -3,10 +3,10 @@ use std::collections::{BTreeSet, HashMap};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, DeleteRequest, KeysAndAttributes, Put, PutRequest, TransactWriteItem,
-    WriteRequest,
+    AttributeValue, DeleteRequest, Put, PutRequest, TransactWriteItem, WriteRequest,
 };
 
+use super::batch::{ATTEMPTS, back_off, get_all};
 use super::dynamo::{Item, s};
 use super::once::{Write, item_name};
 use crate::domain::{Event, EventId, SearchEntry, SearchQuery, Timestamp};
@@ -20,17 +20,6 @@ const PAGE_ITEMS: i32 = 100;
 /// with many words can take 30 chunks or more, and each message of a batch runs concurrently:
 /// unbounded, that is hundreds of connections and requests at once against the table.
 const CONCURRENT_CHUNKS: usize = 4;
-/// Calls per BatchWriteItem or BatchGetItem chunk before its leftovers are given up on.
-const ATTEMPTS: u32 = 6;
-
-/// The pause before a chunk's `attempt`-th call (none before the first): 100 ms doubling, about
-/// 3 s over [`ATTEMPTS`], for DynamoDB to make room for what it left unprocessed.
-async fn back_off(attempt: u32) {
-    if attempt > 0 {
-        tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
-    }
-}
-
 fn list(values: impl IntoIterator<Item = String>) -> AttributeValue {
     AttributeValue::L(values.into_iter().map(AttributeValue::S).collect())
 }
@@ -134,48 +123,17 @@ impl DynamoSearchIndex {
         &self,
         ids: &[EventId],
     ) -> Result<HashMap<EventId, Manifest>, StoreError> {
-        let mut found = HashMap::with_capacity(ids.len());
-        for chunk in ids.chunks(100) {
-            let mut pending: Vec<Item> = chunk.iter().map(manifest_key).collect();
-            for attempt in 0..ATTEMPTS {
-                if pending.is_empty() {
-                    break;
-                }
-                back_off(attempt).await;
-                let keys = KeysAndAttributes::builder()
-                    .set_keys(Some(std::mem::take(&mut pending)))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(StoreError::unavailable)?;
-                let output = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, keys)
-                    .send()
-                    .await
-                    .map_err(|e| StoreError::unavailable(e.into_service_error()))?;
-                for item in output
-                    .responses
-                    .and_then(|mut r| r.remove(&self.table))
-                    .unwrap_or_default()
-                {
-                    let id = item
-                        .get("pk")
-                        .and_then(|v| v.as_s().ok())
-                        .and_then(|pk| pk.strip_prefix("SEARCH#"))
-                        .and_then(|id| EventId::parse("pk", id).ok());
-                    if let Some(id) = id {
-                        found.insert(id, Manifest::of(Some(&item)));
-                    }
-                }
-                pending = output
-                    .unprocessed_keys
-                    .and_then(|mut m| m.remove(&self.table))
-                    .map(|k| k.keys)
-                    .unwrap_or_default();
-            }
-            if !pending.is_empty() {
-                return Err(StoreError::unavailable(Unread(ATTEMPTS)));
+        let keys = ids.iter().map(manifest_key).collect();
+        let items = get_all(&self.client, &self.table, keys, true, "search manifests").await?;
+        let mut found = HashMap::with_capacity(items.len());
+        for item in items {
+            let id = item
+                .get("pk")
+                .and_then(|v| v.as_s().ok())
+                .and_then(|pk| pk.strip_prefix("SEARCH#"))
+                .and_then(|id| EventId::parse("pk", id).ok());
+            if let Some(id) = id {
+                found.insert(id, Manifest::of(Some(&item)));
             }
         }
         Ok(found)
@@ -306,11 +264,6 @@ fn manifest_item(event: &Event, entry: Option<&SearchEntry>) -> Item {
 #[derive(Debug, thiserror::Error)]
 #[error("search entries left unwritten after {0} attempts")]
 struct Unwritten(u32);
-
-/// BatchGetItem's unprocessed keys were still unprocessed after its retries.
-#[derive(Debug, thiserror::Error)]
-#[error("search manifests left unread after {0} attempts")]
-struct Unread(u32);
 
 fn key_of(pk: &str, sk: &str) -> Item {
     HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
