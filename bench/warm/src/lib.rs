@@ -44,7 +44,9 @@ pub fn recordings_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("recorded")
 }
 
-/// The resource names the adapters are built with. Replayed responses do not depend on them.
+/// The resource names the adapters are built with. Recordings are stored with the names of
+/// [`Resources::replayed`] in place of the deployed ones ([`Recording::renamed`]): a BatchGetItem
+/// answer is keyed by table name, and an adapter reads only its own table's key.
 #[derive(Debug, Clone)]
 pub struct Resources {
     pub events_table: String,
@@ -70,6 +72,20 @@ impl Resources {
             mail_from: "no-reply@evently.example".into(),
             unsubscribe_url: "https://api.evently.example/unsubscribe".into(),
         }
+    }
+
+    /// Each name, in the order of the fields.
+    fn names(&self) -> [&str; 8] {
+        [
+            &self.events_table,
+            &self.read_model_table,
+            &self.analytics_table,
+            &self.idempotency_table,
+            &self.users_table,
+            &self.topic_arn,
+            &self.mail_from,
+            &self.unsubscribe_url,
+        ]
     }
 }
 
@@ -403,6 +419,28 @@ impl Recording {
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
     }
 
+    /// The recording with every name of `from` written as the same resource's name in `to`,
+    /// in the URIs and both bodies.
+    pub fn renamed(mut self, from: &Resources, to: &Resources) -> Self {
+        let mut pairs: Vec<(&str, &str)> = from.names().into_iter().zip(to.names()).collect();
+        // Longest first, so a name that holds another is replaced whole.
+        pairs.sort_by_key(|(from, _)| std::cmp::Reverse(from.len()));
+        for call in &mut self.calls {
+            for text in [
+                &mut call.uri,
+                &mut call.request_body,
+                &mut call.response_body,
+            ] {
+                for (from, to) in &pairs {
+                    if !from.is_empty() && text.contains(from) {
+                        *text = text.replace(from, to);
+                    }
+                }
+            }
+        }
+        self
+    }
+
     /// How many calls were recorded.
     pub fn len(&self) -> usize {
         self.calls.len()
@@ -610,6 +648,30 @@ mod tests {
             input.contains(r#"\"tags\":[\"btag-a\",\"btag-b\"]"#),
             "{input}"
         );
+    }
+
+    #[test]
+    fn a_renamed_recording_names_the_replayed_resources_in_uris_and_both_bodies() {
+        let deployed = Resources {
+            users_table: "Evently-UsersTable-ABC".into(),
+            events_table: "Evently-UsersTable-ABC-events".into(),
+            ..Resources::replayed()
+        };
+        let recording = Recording {
+            calls: vec![Exchange {
+                uri: "http://x/Evently-UsersTable-ABC".into(),
+                request_body: r#"{"TableName":"Evently-UsersTable-ABC-events"}"#.into(),
+                response_body: r#"{"Responses":{"Evently-UsersTable-ABC":[]}}"#.into(),
+                ..Exchange::default()
+            }],
+        };
+
+        let renamed = recording.renamed(&deployed, &Resources::replayed());
+
+        let call = &renamed.calls[0];
+        assert_eq!(call.uri, "http://x/evently-users");
+        assert_eq!(call.request_body, r#"{"TableName":"evently-events"}"#);
+        assert_eq!(call.response_body, r#"{"Responses":{"evently-users":[]}}"#);
     }
 
     #[test]

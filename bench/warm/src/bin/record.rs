@@ -82,7 +82,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
             .run(&wired, &input)
             .await
             .map_err(|e| format!("{}: {e}", scenario.name()))?;
-        let recording = recorder.recording();
+        let recording = recorder.recording().renamed(&names, &Resources::replayed());
         let path = recordings_dir().join(format!("{}.json", scenario.name()));
         std::fs::write(&path, serde_json::to_string_pretty(&recording)? + "\n")?;
         let calls = recording.len();
@@ -143,6 +143,13 @@ async fn follow(wired: &Wired, organizer: &str) -> Result<(), Box<dyn Error>> {
         .await?;
     let target = FollowTarget::Organizer(UserId::parse("organizer", organizer)?);
     wired.notifier.follows.follow(&user, &target).await?;
+    // Mailed before, as a follower usually is: the unsubscribe token a first mail makes exists,
+    // so every recording takes the usual path whichever scenario runs first.
+    wired
+        .notifier
+        .follows
+        .make_unsubscribe_token(&user.id)
+        .await?;
     Ok(())
 }
 
