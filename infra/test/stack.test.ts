@@ -330,6 +330,24 @@ describe('the synthesized stack', () => {
     });
   });
 
+  it('gives notifications only the DynamoDB actions it calls on the users table', () => {
+    const [[tableId]] = resourcesOf(aws, 'AWS::DynamoDB::GlobalTable').filter(([id]) => id.startsWith('UsersTable'));
+    let actions: string[] = [];
+    for (const [policyId, policy] of resourcesOf(aws, 'AWS::IAM::Policy')) {
+      if (policyId.replace(/role.*$/i, '').toLowerCase() !== 'notifications') continue;
+      for (const st of policy.PolicyDocument.Statement) {
+        if (JSON.stringify(st.Resource).includes(tableId)) actions = [...actions, ...[].concat(st.Action)];
+      }
+    }
+    assert.deepEqual(actions.sort(), [
+      'dynamodb:BatchGetItem',
+      'dynamodb:GetItem',
+      'dynamodb:PutItem',
+      'dynamodb:Query',
+      'dynamodb:UpdateItem',
+    ]);
+  });
+
   it('lets only the mail consumers send mail, each with the one SES action it uses, from the stack identity', () => {
     const senders: Record<string, string[]> = {};
     for (const [policyId, policy] of resourcesOf(aws, 'AWS::IAM::Policy')) {
