@@ -220,37 +220,40 @@ impl<W: fmt::Write> Visit for EventFields<'_, W> {
     }
 }
 
+/// What a subscriber under test wrote, shared with the test that reads it back as JSON lines.
+#[cfg(test)]
+#[derive(Clone, Default)]
+pub(crate) struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+#[cfg(test)]
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+impl Captured {
+    /// Each line written, parsed.
+    pub(crate) fn json(&self) -> Vec<serde_json::Value> {
+        String::from_utf8(self.0.lock().unwrap().clone())
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
     use serde_json::Value;
 
     use super::*;
-
-    #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Buffer {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl Buffer {
-        fn lines(&self) -> Vec<Value> {
-            String::from_utf8(self.0.lock().unwrap().clone())
-                .unwrap()
-                .lines()
-                .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
-                .collect()
-        }
-    }
 
     /// The same events, logged under `subscriber`.
     fn log_under(subscriber: impl Subscriber + Send + Sync + 'static) {
@@ -294,7 +297,7 @@ mod tests {
 
     #[test]
     fn a_line_says_what_tracing_subscribers_own_json_format_says() {
-        let (ours, theirs) = (Buffer::default(), Buffer::default());
+        let (ours, theirs) = (Captured::default(), Captured::default());
         let writer = ours.clone();
         log_under(json_lines("info", move || writer.clone()));
         let writer = theirs.clone();
@@ -312,8 +315,8 @@ mod tests {
         );
 
         let (ours, theirs) = (
-            without_timestamps(ours.lines()),
-            without_timestamps(theirs.lines()),
+            without_timestamps(ours.json()),
+            without_timestamps(theirs.json()),
         );
 
         assert_eq!(ours.len(), 2);

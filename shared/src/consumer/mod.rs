@@ -433,21 +433,15 @@ mod tests {
 
     /// Log lines written in the functions' format while the returned guard lives (this
     /// thread only: the tests run on a current-thread runtime).
-    #[derive(Clone, Default)]
-    struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Lines {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    struct Lines;
 
     impl Lines {
-        fn capture(level: &str) -> (Self, tracing::subscriber::DefaultGuard) {
+        fn capture(
+            level: &str,
+        ) -> (
+            crate::telemetry::Captured,
+            tracing::subscriber::DefaultGuard,
+        ) {
             // tracing caches whether a callsite is wanted once, process-wide, decided by the
             // thread that reaches it first. A test without a subscriber reaching a log line
             // first would cache "never" against no subscriber at all, and this capture would
@@ -457,18 +451,10 @@ mod tests {
             ANCHOR.call_once(|| {
                 let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry());
             });
-            let lines = Self::default();
+            let lines = crate::telemetry::Captured::default();
             let writer = lines.clone();
             let subscriber = crate::telemetry::json_lines(level, move || writer.clone());
             (lines, tracing::subscriber::set_default(subscriber))
-        }
-
-        fn json(&self) -> Vec<serde_json::Value> {
-            String::from_utf8(self.0.lock().unwrap().clone())
-                .unwrap()
-                .lines()
-                .map(|line| serde_json::from_str(line).expect("a JSON line"))
-                .collect()
         }
     }
 
