@@ -257,13 +257,8 @@ fn follower_key(target: &FollowTarget, user: &UserId) -> Item {
 
 /// `users` without repeats, in their first order.
 fn distinct(users: &[UserId]) -> Vec<&UserId> {
-    let mut distinct: Vec<&UserId> = Vec::with_capacity(users.len());
-    for user in users {
-        if !distinct.contains(&user) {
-            distinct.push(user);
-        }
-    }
-    distinct
+    let mut seen = std::collections::HashSet::with_capacity(users.len());
+    users.iter().filter(|user| seen.insert(*user)).collect()
 }
 
 /// What a preferences item says; a user who never set any wants mail and has no token yet.
