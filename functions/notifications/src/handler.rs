@@ -319,9 +319,20 @@ impl<E: EventStore, F: Follows, M: BulkMailer, I: Idempotency> Notifier<E, F, M,
         };
         let mut settings: HashMap<UserId, MailSettings> =
             match self.follows.mail_settings_each(&users).await {
-                Ok(settings) => users.into_iter().zip(settings).collect(),
-                Err(error) => {
-                    let error = retry(error);
+                Ok(settings) if settings.len() == users.len() => {
+                    users.into_iter().zip(settings).collect()
+                }
+                answered => {
+                    // Without a recipient's settings nobody can tell whether they want mail:
+                    // the round goes again on the redelivery.
+                    let error = match answered {
+                        Err(error) => retry(error),
+                        Ok(settings) => MessageError::Retryable(format!(
+                            "settings came back for {} of {} recipients",
+                            settings.len(),
+                            users.len()
+                        )),
+                    };
                     for d in &due {
                         walks[d.walk].fail(error.clone());
                     }
@@ -427,6 +438,7 @@ impl<E: EventStore, F: Follows, M: BulkMailer, I: Idempotency> Notifier<E, F, M,
             }
         }
         for d in &sending[answered..] {
+            self.release(d, walks).await;
             walks[d.walk].fail(MessageError::Retryable(
                 "the mail service answered for fewer mails than were sent".into(),
             ));
