@@ -4,13 +4,13 @@
 //! - `EventUpdated` that moves the time or the venue, and `EventCancelled`: every attendee.
 //!
 //! A batch's envelopes are served together, in rounds: each round reads pages of every
-//! unfinished audience until it has a page's worth of recipients or the audience ends (a page
-//! of one follow target is read once per batch, however many of its events name the target),
-//! then mails the round's recipients with one read of their settings, one claim call, one bulk
-//! send and one completion call. Each recipient's mail is
-//! guarded by an idempotency record keyed by (recipient, event, entity version), so a
-//! redelivery, a retry after a failure, or a run that stopped at its time budget resumes by
-//! skipping everyone already mailed: no recipient is mailed twice and none is skipped.
+//! unfinished audience until it has a page's worth of recipients or the audience ends (the
+//! first page of one follow target is read once per batch, however many of its events name
+//! the target), then mails the round's recipients with one read of their settings, one claim
+//! call, one bulk send and one completion call. Each recipient's mail is guarded by an
+//! idempotency record keyed by (recipient, event, entity version), so a redelivery, a retry
+//! after a failure, or a run that stopped at its time budget resumes by skipping everyone
+//! already mailed: no recipient is mailed twice and none is skipped.
 //! Recipients who turned notifications off are not mailed.
 
 use std::collections::{HashMap, HashSet};
@@ -223,9 +223,10 @@ impl<E: EventStore, F: Follows, M: BulkMailer, I: Idempotency> Notifier<E, F, M,
             .into_iter()
             .map(|(_, notice)| Walk::new(notice))
             .collect();
-        // Pages of follower lists, by (target, start): the same for every event that names
-        // the target, so each is read once per batch.
-        let mut pages: HashMap<(String, Option<String>), RecipientPage> = HashMap::new();
+        // First pages of follower lists, by target: the same for every event that names the
+        // target, so each is read once per batch. Only first pages: most audiences fit in
+        // one, and keeping every page of a large one would hold it all in memory.
+        let mut pages: HashMap<String, RecipientPage> = HashMap::new();
         while walks.iter().any(Walk::is_open) {
             if now_ms() >= stop_at {
                 for walk in walks.iter_mut().filter(|w| w.is_open()) {
@@ -274,7 +275,7 @@ impl<E: EventStore, F: Follows, M: BulkMailer, I: Idempotency> Notifier<E, F, M,
     async fn page(
         &self,
         walk: &Walk,
-        pages: &mut HashMap<(String, Option<String>), RecipientPage>,
+        pages: &mut HashMap<String, RecipientPage>,
     ) -> Result<RecipientPage, StoreError> {
         let Some((target, resume)) = walk.next.clone() else {
             return Ok((Vec::new(), None));
@@ -282,15 +283,15 @@ impl<E: EventStore, F: Follows, M: BulkMailer, I: Idempotency> Notifier<E, F, M,
         match &walk.notice.audience {
             Audience::Followers(targets) => {
                 let target = &targets[target];
-                let cached = (target.key(), resume);
-                if let Some(page) = pages.get(&cached) {
+                if resume.is_some() {
+                    return self.follows.followers(target, resume, PAGE).await;
+                }
+                let key = target.key();
+                if let Some(page) = pages.get(&key) {
                     return Ok(page.clone());
                 }
-                let page = self
-                    .follows
-                    .followers(target, cached.1.clone(), PAGE)
-                    .await?;
-                pages.insert(cached, page.clone());
+                let page = self.follows.followers(target, None, PAGE).await?;
+                pages.insert(key, page.clone());
                 Ok(page)
             }
             Audience::Attendees => {
@@ -688,6 +689,40 @@ mod tests {
         assert_eq!(app.mailer.bulk_sends.load(Ordering::SeqCst), 1);
         // The organizer, "rust" and "lambda": three targets, each read once for three events.
         assert_eq!(app.follows.follower_reads(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_batch_shares_only_first_pages_and_mails_every_follower_of_a_long_list() {
+        let app = app();
+        let organizer = user(&app, "org").await;
+        let rust = FollowTarget::Tag(Tag::parse("t", "rust").unwrap());
+        for i in 0..30 {
+            let fan = user(&app, &format!("fan{i:02}")).await;
+            app.follows.follow(&fan, &rust).await.unwrap();
+        }
+        let first = envelope(DomainEvent::EventCreated(
+            meetup(&app, &organizer, &["rust"]).await,
+        ));
+        let second = envelope(DomainEvent::EventCreated(
+            meetup(&app, &organizer, &["rust"]).await,
+        ));
+
+        let response = app
+            .handle_batch(batch_of(&[&first, &second]), far_deadline())
+            .await
+            .unwrap();
+
+        assert!(response.batch_item_failures.is_empty());
+        let to = mailed(&app);
+        assert_eq!(to.len(), 60);
+        assert_eq!(
+            to.iter().collect::<HashSet<_>>().len(),
+            30,
+            "each fan twice"
+        );
+        // The organizer's and the tag's first pages once for both events; the tag's second
+        // page once for each.
+        assert_eq!(app.follows.follower_reads(), 4);
     }
 
     #[tokio::test]
