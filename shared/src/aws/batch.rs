@@ -2,8 +2,8 @@
 //!
 //! BatchGetItem and BatchWriteItem succeed while leaving part of a request undone when a
 //! partition is throttled or a response would pass 16 MB; the caller must ask again for the
-//! rest. Every adapter that batches does it here, with one back-off, so none gives up sooner or
-//! later than the others.
+//! rest. Every batch read goes through [`get_all`]; the search index's BatchWriteItem loop uses
+//! the same [`ATTEMPTS`] and [`back_off`], so none gives up sooner or later than the others.
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::KeysAndAttributes;
