@@ -21,8 +21,13 @@ fn key(pk: String, sk: &str) -> Item {
     HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
 }
 
+/// The partition of everything kept per user: profile, preferences, follows.
+fn user_pk(user: &UserId) -> String {
+    format!("USER#{user}")
+}
+
 fn profile_key(id: &UserId) -> Item {
-    key(format!("USER#{id}"), "PROFILE")
+    key(user_pk(id), "PROFILE")
 }
 
 fn credentials_key(email: &Email) -> Item {
@@ -245,7 +250,7 @@ impl LoginThrottle for DynamoLoginThrottle {
 }
 
 fn follow_key(user: &UserId, target: &FollowTarget) -> Item {
-    key(format!("USER#{user}"), &format!("FOLLOW#{}", target.key()))
+    key(user_pk(user), &format!("FOLLOW#{}", target.key()))
 }
 
 fn follower_key(target: &FollowTarget, user: &UserId) -> Item {
@@ -278,7 +283,7 @@ fn settings_of(item: Option<&Item>) -> MailSettings {
 }
 
 fn preferences_key(user: &UserId) -> Item {
-    key(format!("USER#{user}"), "PREFERENCES")
+    key(user_pk(user), "PREFERENCES")
 }
 
 fn unsubscribe_key(token: &str) -> Item {
@@ -407,7 +412,7 @@ impl Follows for DynamoUserStore {
             .collect();
         Ok(users
             .iter()
-            .map(|user| settings_of(by_pk.get(format!("USER#{user}").as_str()).copied()))
+            .map(|user| settings_of(by_pk.get(user_pk(user).as_str()).copied()))
             .collect())
     }
 
