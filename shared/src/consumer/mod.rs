@@ -433,35 +433,31 @@ mod tests {
 
     /// Log lines written in the functions' format while the returned guard lives (this
     /// thread only: the tests run on a current-thread runtime).
-    struct Lines;
-
-    impl Lines {
-        fn capture(
-            level: &str,
-        ) -> (
-            crate::telemetry::Captured,
-            tracing::subscriber::DefaultGuard,
-        ) {
-            // tracing caches whether a callsite is wanted once, process-wide, decided by the
-            // thread that reaches it first. A test without a subscriber reaching a log line
-            // first would cache "never" against no subscriber at all, and this capture would
-            // then miss that line (1 run in 50 at 32 test threads). A bare global registry
-            // wants every callsite, so the cache never says "never" for any of them.
-            static ANCHOR: std::sync::Once = std::sync::Once::new();
-            ANCHOR.call_once(|| {
-                let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry());
-            });
-            let lines = crate::telemetry::Captured::default();
-            let writer = lines.clone();
-            let subscriber = crate::telemetry::json_lines(level, move || writer.clone());
-            (lines, tracing::subscriber::set_default(subscriber))
-        }
+    fn capture_lines(
+        level: &str,
+    ) -> (
+        crate::telemetry::Captured,
+        tracing::subscriber::DefaultGuard,
+    ) {
+        // tracing caches whether a callsite is wanted once, process-wide, decided by the
+        // thread that reaches it first. A test without a subscriber reaching a log line
+        // first would cache "never" against no subscriber at all, and this capture would
+        // then miss that line (1 run in 50 at 32 test threads). A bare global registry
+        // wants every callsite, so the cache never says "never" for any of them.
+        static ANCHOR: std::sync::Once = std::sync::Once::new();
+        ANCHOR.call_once(|| {
+            let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry());
+        });
+        let lines = crate::telemetry::Captured::default();
+        let writer = lines.clone();
+        let subscriber = crate::telemetry::json_lines(level, move || writer.clone());
+        (lines, tracing::subscriber::set_default(subscriber))
     }
 
     #[tokio::test]
     async fn a_handled_envelope_costs_one_info_line_that_says_what_was_done_to_what() {
         let envelope = include_str!("../../../events-fixtures/envelope-event-created.json");
-        let (lines, _guard) = Lines::capture("info");
+        let (lines, _guard) = capture_lines("info");
 
         let response = process_batch(event(&[envelope]), |message| async move {
             message.envelope()?;
@@ -496,7 +492,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_batch_with_a_failure_still_says_so_on_a_line_of_its_own() {
-        let (lines, _guard) = Lines::capture("info");
+        let (lines, _guard) = capture_lines("info");
 
         process_batch(event(&["ok", "retry"]), |m| async move {
             match m.body.as_str() {
@@ -582,7 +578,7 @@ mod tests {
         ];
         let bodies: Vec<&str> = bodies.iter().map(String::as_str).collect();
         let calls = std::sync::Mutex::new(Vec::new());
-        let (lines, _guard) = Lines::capture("info");
+        let (lines, _guard) = capture_lines("info");
 
         let response = process_together(event(&bodies), title_of, |writes| {
             calls.lock().unwrap().push(writes.clone());
@@ -678,7 +674,7 @@ mod tests {
     #[tokio::test]
     async fn a_message_handled_together_says_what_was_done_on_its_own_line() {
         let bodies = [envelope("e1", "one")];
-        let (lines, _guard) = Lines::capture("info");
+        let (lines, _guard) = capture_lines("info");
 
         process_together(event(&[&bodies[0]]), title_of, |writes| async move {
             writes
