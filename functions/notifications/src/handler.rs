@@ -405,7 +405,7 @@ impl<E: EventStore, F: Follows, M: BulkMailer, I: Idempotency> Notifier<E, F, M,
             return;
         }
 
-        let sent = self.mailer.send_each(&template(), &addressed).await;
+        let sent = self.mailer.send_each(template(), &addressed).await;
         let mut done = Vec::with_capacity(sending.len());
         let mut answered = 0;
         for (d, sent) in sending.iter().zip(sent) {

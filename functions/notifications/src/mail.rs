@@ -20,12 +20,15 @@ pub enum Reason {
     Cancelled,
 }
 
-pub fn template() -> MailTemplate {
-    MailTemplate {
-        subject: SUBJECT.trim().to_owned(),
-        text: TEXT.to_owned(),
-        html: HTML.to_owned(),
-    }
+/// Made once per process: a batch or round sends it by reference.
+pub fn template() -> &'static MailTemplate {
+    static TEMPLATE: std::sync::LazyLock<MailTemplate> =
+        std::sync::LazyLock::new(|| MailTemplate {
+            subject: SUBJECT.trim().to_owned(),
+            text: TEXT.to_owned(),
+            html: HTML.to_owned(),
+        });
+    &TEMPLATE
 }
 
 /// The values of one event's mail that every recipient shares, made once per event.
@@ -98,7 +101,7 @@ mod tests {
 
     fn mail(reason: Reason, event: &Event, link: &str) -> Mail {
         render(
-            &template(),
+            template(),
             &About::new(reason, event).to("fan@example.com", link),
         )
     }

@@ -91,7 +91,7 @@ impl<M: BulkMailer, I: Idempotency> Welcome<M, I> {
         let sent = if recipients.is_empty() {
             Vec::new()
         } else {
-            self.mailer.send_each(&mail::template(), &recipients).await
+            self.mailer.send_each(mail::template(), &recipients).await
         };
         let mut done = Vec::new();
         for (&i, sent) in claimed.iter().zip(sent) {

@@ -10,12 +10,15 @@ const SUBJECT: &str = include_str!("../templates/subject.txt");
 const TEXT: &str = include_str!("../templates/welcome.txt");
 const HTML: &str = include_str!("../templates/welcome.html");
 
-pub fn template() -> MailTemplate {
-    MailTemplate {
-        subject: SUBJECT.trim().to_owned(),
-        text: TEXT.to_owned(),
-        html: HTML.to_owned(),
-    }
+/// Made once per process: a batch or round sends it by reference.
+pub fn template() -> &'static MailTemplate {
+    static TEMPLATE: std::sync::LazyLock<MailTemplate> =
+        std::sync::LazyLock::new(|| MailTemplate {
+            subject: SUBJECT.trim().to_owned(),
+            text: TEXT.to_owned(),
+            html: HTML.to_owned(),
+        });
+    &TEMPLATE
 }
 
 /// `user` as a recipient of [`template`].
@@ -41,7 +44,7 @@ mod tests {
     use super::*;
 
     fn welcome(user: &User) -> Mail {
-        render(&template(), &addressed(user))
+        render(template(), &addressed(user))
     }
 
     fn user(name: &str) -> User {
