@@ -404,6 +404,17 @@ pub struct MailTemplate {
     pub html: String,
 }
 
+impl MailTemplate {
+    /// From its parts as a template file holds them: the subject without its line end.
+    pub fn new(subject: &str, text: &str, html: &str) -> Self {
+        Self {
+            subject: subject.trim().to_owned(),
+            text: text.to_owned(),
+            html: html.to_owned(),
+        }
+    }
+}
+
 /// One recipient of a [`MailTemplate`], with the values of its placeholders.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Addressed {

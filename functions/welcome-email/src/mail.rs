@@ -13,11 +13,7 @@ const HTML: &str = include_str!("../templates/welcome.html");
 /// Made once per process: a batch or round sends it by reference.
 pub fn template() -> &'static MailTemplate {
     static TEMPLATE: std::sync::LazyLock<MailTemplate> =
-        std::sync::LazyLock::new(|| MailTemplate {
-            subject: SUBJECT.trim().to_owned(),
-            text: TEXT.to_owned(),
-            html: HTML.to_owned(),
-        });
+        std::sync::LazyLock::new(|| MailTemplate::new(SUBJECT, TEXT, HTML));
     &TEMPLATE
 }
 
