@@ -208,6 +208,14 @@ pub enum Visibility {
 }
 
 impl Visibility {
+    /// The wire name, as serde writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Public => "public",
+            Self::Private => "private",
+        }
+    }
+
     /// Whether `viewer` may see an event of `organizer` with this visibility.
     pub fn lets_see(self, organizer: &UserId, viewer: Option<&UserId>) -> bool {
         match self {
@@ -318,6 +326,16 @@ pub enum EventStatus {
     #[default]
     Scheduled,
     Cancelled,
+}
+
+impl EventStatus {
+    /// The wire name, as serde writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Scheduled => "scheduled",
+            Self::Cancelled => "cancelled",
+        }
+    }
 }
 
 /// The fields an organizer may change after creation; `None` leaves a field as it is.
