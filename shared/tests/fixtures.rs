@@ -7,6 +7,7 @@ use aws_lambda_events::event::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::event::cloudformation::CloudFormationCustomResourceRequest;
 use aws_lambda_events::event::dynamodb::Event as DynamoDbEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
+use evently_shared::consumer::SqsBatch;
 use evently_shared::domain::{
     Description, EventDraft, Schedule, Tags, Timestamp, Title, UserId, Venue, Visibility,
 };
@@ -71,6 +72,13 @@ fn every_fixture_parses_into_its_lambda_event_type_and_round_trips() {
             "sqs" => {
                 let event: SqsEvent = serde_json::from_str(&raw).unwrap();
                 round_trips::<SqsEvent>(&raw);
+                // The consumers read the same records through the kit's leaner type.
+                let lean: SqsBatch = serde_json::from_str(&raw).unwrap();
+                assert_eq!(lean.records.len(), event.records.len(), "{name}");
+                for (lean, full) in lean.records.iter().zip(&event.records) {
+                    assert_eq!(lean.message_id, full.message_id, "{name}");
+                    assert_eq!(lean.body, full.body, "{name}");
+                }
                 for message in &event.records {
                     let body = message.body.as_deref().unwrap_or_default();
                     if name.contains("malformed") {

@@ -18,7 +18,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_lambda_events::event::dynamodb::Event as StreamEvent;
-use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_dynamodb::config::{Credentials, SharedCredentialsProvider, SharedHttpClient};
 use aws_smithy_http_client::test_util::ReplayEvent;
 use aws_smithy_runtime_api::client::http::{
@@ -34,6 +33,7 @@ use evently_shared::aws::{
     DynamoAnalytics, DynamoEventStore, DynamoIdempotency, DynamoOnce, DynamoReadModel,
     DynamoSearchIndex, DynamoUserStore, SesMailer, SnsPublisher,
 };
+use evently_shared::consumer::SqsBatch;
 use evently_shared::idempotency::lease_until;
 use evently_shared::tokens::{TokenConfig, TokenVerifier};
 use serde::{Deserialize, Serialize};
@@ -334,7 +334,7 @@ impl Scenario {
                 none_failed(response.batch_item_failures.len())
             }
             _ => {
-                let event: SqsEvent = serde_json::from_str(input).map_err(|e| e.to_string())?;
+                let event: SqsBatch = serde_json::from_str(input).map_err(|e| e.to_string())?;
                 let deadline_ms = now_ms() + 60_000;
                 let response = match self {
                     Self::ReadModelUpdater | Self::ReadModelUpdaterBatch => {

@@ -2,8 +2,9 @@
 //! in one transaction with the idempotency kit's record of each envelope, and envelopes that
 //! add to one counter add in one update.
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::SqsBatchResponse;
 use evently_shared::app::analytics::count_of;
+use evently_shared::consumer::SqsBatch;
 use evently_shared::consumer::{self, MessageError};
 use evently_shared::envelope::Envelope;
 use evently_shared::ports::{Count, CountOnce};
@@ -14,7 +15,7 @@ pub const SCOPE: &str = "analytics";
 
 pub async fn handle_batch(
     counters: &impl CountOnce,
-    event: SqsEvent,
+    event: SqsBatch,
 ) -> Result<SqsBatchResponse, Error> {
     consumer::process_together(event, prepare, |counts| count(counters, counts)).await
 }
@@ -47,11 +48,11 @@ mod tests {
 
     use super::*;
 
-    async fn deliver(target: &impl CountOnce, event: SqsEvent) -> SqsBatchResponse {
+    async fn deliver(target: &impl CountOnce, event: SqsBatch) -> SqsBatchResponse {
         handle_batch(target, event).await.unwrap()
     }
 
-    fn batch(envelopes: &[&Envelope]) -> SqsEvent {
+    fn batch(envelopes: &[&Envelope]) -> SqsBatch {
         let records: Vec<_> = envelopes
             .iter()
             .enumerate()
@@ -99,11 +100,11 @@ mod tests {
     #[tokio::test]
     async fn events_and_signups_are_counted_per_day() {
         let analytics = InMemoryAnalytics::default();
-        let fixture: SqsEvent = serde_json::from_str(include_str!(
+        let fixture: SqsBatch = serde_json::from_str(include_str!(
             "../../../events-fixtures/sqs-user-created.json"
         ))
         .unwrap();
-        let created: SqsEvent = serde_json::from_str(include_str!(
+        let created: SqsBatch = serde_json::from_str(include_str!(
             "../../../events-fixtures/sqs-event-created.json"
         ))
         .unwrap();
@@ -120,7 +121,7 @@ mod tests {
     #[tokio::test]
     async fn a_malformed_message_is_a_permanent_failure() {
         let analytics = InMemoryAnalytics::default();
-        let event: SqsEvent = serde_json::from_value(
+        let event: SqsBatch = serde_json::from_value(
             json!({ "Records": [{ "messageId": "bad", "body": "not json" }] }),
         )
         .unwrap();

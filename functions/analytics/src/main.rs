@@ -4,9 +4,9 @@ use analytics::handler;
 
 use std::sync::Arc;
 
-use aws_lambda_events::event::sqs::SqsEvent;
 use evently_shared::aws::{DynamoAnalytics, DynamoIdempotency, DynamoOnce, lambda_sdk_config};
 use evently_shared::config::required;
+use evently_shared::consumer::SqsBatch;
 use evently_shared::telemetry;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
@@ -27,7 +27,7 @@ async fn main() -> Result<(), Error> {
         DynamoAnalytics::new(dynamo.clone(), table),
         DynamoIdempotency::new(dynamo, idempotency_table),
     ));
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsBatch>| {
         let counters = Arc::clone(&counters);
         async move { handler::handle_batch(counters.as_ref(), event.payload).await }
     }))

@@ -15,7 +15,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::SqsBatchResponse;
+use evently_shared::consumer::SqsBatch;
 use evently_shared::consumer::{self, Handled, MessageError};
 use evently_shared::domain::{Event, Timestamp, UserId};
 use evently_shared::envelope::{DomainEvent, Envelope};
@@ -199,7 +200,7 @@ fn now_ms() -> i64 {
 impl<E: EventStore, F: Follows, M: BulkMailer, I: Idempotency> Notifier<E, F, M, I> {
     pub async fn handle_batch(
         &self,
-        event: SqsEvent,
+        event: SqsBatch,
         deadline_ms: i64,
     ) -> Result<SqsBatchResponse, Error> {
         let reserve = RESERVE_MS.min((deadline_ms - now_ms()).max(0) / 4);
@@ -572,7 +573,7 @@ mod tests {
         event.into_envelope("/t", CorrelationId::generate(), Timestamp::now())
     }
 
-    fn batch(envelope: &Envelope) -> SqsEvent {
+    fn batch(envelope: &Envelope) -> SqsBatch {
         serde_json::from_value(
             json!({ "Records": [{ "messageId": "m1", "body": envelope.to_json() }] }),
         )
@@ -580,7 +581,7 @@ mod tests {
     }
 
     /// One SQS batch of `envelopes`, message `m<i>` for the i-th.
-    fn batch_of(envelopes: &[&Envelope]) -> SqsEvent {
+    fn batch_of(envelopes: &[&Envelope]) -> SqsBatch {
         let records: Vec<serde_json::Value> = envelopes
             .iter()
             .enumerate()

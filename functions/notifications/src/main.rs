@@ -5,11 +5,11 @@ use notifications::handler;
 
 use std::sync::Arc;
 
-use aws_lambda_events::event::sqs::SqsEvent;
 use evently_shared::aws::{
     DynamoEventStore, DynamoIdempotency, DynamoUserStore, SesMailer, lambda_sdk_config,
 };
 use evently_shared::config::required;
+use evently_shared::consumer::SqsBatch;
 use evently_shared::telemetry;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
@@ -37,7 +37,7 @@ async fn main() -> Result<(), Error> {
         idempotency: DynamoIdempotency::new(dynamo, idempotency_table),
         unsubscribe_url,
     });
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsBatch>| {
         let app = Arc::clone(&app);
         async move {
             let deadline_ms = i64::try_from(event.context.deadline).unwrap_or(i64::MAX);

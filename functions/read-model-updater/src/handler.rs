@@ -3,8 +3,9 @@
 //! of its envelope, and the projection's version guard makes a late or repeated envelope
 //! change nothing.
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::SqsBatchResponse;
 use evently_shared::app::read_model::projection_of;
+use evently_shared::consumer::SqsBatch;
 use evently_shared::consumer::{self, MessageError};
 use evently_shared::domain::Event;
 use evently_shared::envelope::Envelope;
@@ -16,7 +17,7 @@ pub const SCOPE: &str = "read-model-updater";
 
 pub async fn handle_batch(
     projections: &impl ProjectOnce,
-    event: SqsEvent,
+    event: SqsBatch,
 ) -> Result<SqsBatchResponse, Error> {
     consumer::process_together(event, prepare, |writes| project(projections, writes)).await
 }
@@ -52,14 +53,14 @@ mod tests {
 
     use super::*;
 
-    async fn deliver(target: &impl ProjectOnce, event: SqsEvent) -> SqsBatchResponse {
+    async fn deliver(target: &impl ProjectOnce, event: SqsBatch) -> SqsBatchResponse {
         handle_batch(target, event).await.unwrap()
     }
 
     const CREATED: &str = include_str!("../../../events-fixtures/sqs-event-created.json");
     const MALFORMED: &str = include_str!("../../../events-fixtures/sqs-malformed.json");
 
-    fn event(raw: &str) -> SqsEvent {
+    fn event(raw: &str) -> SqsBatch {
         serde_json::from_str(raw).unwrap()
     }
 

@@ -4,8 +4,8 @@ use read_model_updater::{config, handler};
 
 use std::sync::Arc;
 
-use aws_lambda_events::event::sqs::SqsEvent;
 use evently_shared::aws::{DynamoIdempotency, DynamoOnce, DynamoReadModel, lambda_sdk_config};
+use evently_shared::consumer::SqsBatch;
 use evently_shared::telemetry;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
@@ -25,7 +25,7 @@ async fn main() -> Result<(), Error> {
         DynamoReadModel::new(dynamo.clone(), config.read_model_table),
         DynamoIdempotency::new(dynamo, config.idempotency_table),
     ));
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsBatch>| {
         let projections = Arc::clone(&projections);
         async move { handler::handle_batch(projections.as_ref(), event.payload).await }
     }))

@@ -3,8 +3,9 @@
 //! one transaction with the kit's record of its envelope. The manifest's version guard makes a
 //! late or repeated envelope change nothing.
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::SqsBatchResponse;
 use evently_shared::app::read_model::projection_of;
+use evently_shared::consumer::SqsBatch;
 use evently_shared::consumer::{self, MessageError};
 use evently_shared::domain::Event;
 use evently_shared::envelope::Envelope;
@@ -16,7 +17,7 @@ pub const SCOPE: &str = "search-index";
 
 pub async fn handle_batch(
     index: &impl IndexOnce,
-    event: SqsEvent,
+    event: SqsBatch,
 ) -> Result<SqsBatchResponse, Error> {
     consumer::process_together(event, prepare, |events| file(index, events)).await
 }
@@ -53,13 +54,13 @@ mod tests {
 
     use super::*;
 
-    async fn deliver(target: &impl IndexOnce, event: SqsEvent) -> SqsBatchResponse {
+    async fn deliver(target: &impl IndexOnce, event: SqsBatch) -> SqsBatchResponse {
         handle_batch(target, event).await.unwrap()
     }
 
     const CREATED: &str = include_str!("../../../events-fixtures/sqs-event-created.json");
 
-    fn with(version: u64, status: &str, venue: &str) -> SqsEvent {
+    fn with(version: u64, status: &str, venue: &str) -> SqsBatch {
         let mut batch: Value = serde_json::from_str(CREATED).unwrap();
         let mut envelope: Value =
             serde_json::from_str(batch["Records"][0]["body"].as_str().unwrap()).unwrap();
@@ -125,19 +126,18 @@ mod tests {
     }
 
     /// A batch of the created fixture's message in these versions (each its own envelope).
-    fn batch_of(versions: &[(u64, &str)]) -> SqsEvent {
+    fn batch_of(versions: &[(u64, &str)]) -> SqsBatch {
         let mut records = Vec::new();
         for (i, (version, venue)) in versions.iter().enumerate() {
-            let single: Value = serde_json::to_value(with(*version, "scheduled", venue)).unwrap();
-            let mut record = single["Records"][0].clone();
+            let mut record = with(*version, "scheduled", venue).records.remove(0);
             let mut envelope: Value =
-                serde_json::from_str(record["body"].as_str().unwrap()).unwrap();
+                serde_json::from_str(record.body.as_deref().unwrap()).unwrap();
             envelope["id"] = json!(format!("01M8HTENW0G063GZA2BHHMT8{i:02}"));
-            record["body"] = json!(envelope.to_string());
-            record["messageId"] = json!(format!("m{i}"));
+            record.body = Some(envelope.to_string());
+            record.message_id = Some(format!("m{i}"));
             records.push(record);
         }
-        serde_json::from_value(json!({ "Records": records })).unwrap()
+        SqsBatch { records }
     }
 
     #[tokio::test]

@@ -4,9 +4,9 @@ use search_index::handler;
 
 use std::sync::Arc;
 
-use aws_lambda_events::event::sqs::SqsEvent;
 use evently_shared::aws::{DynamoIdempotency, DynamoOnce, DynamoSearchIndex, lambda_sdk_config};
 use evently_shared::config::required;
+use evently_shared::consumer::SqsBatch;
 use evently_shared::telemetry;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
@@ -27,7 +27,7 @@ async fn main() -> Result<(), Error> {
         DynamoSearchIndex::new(dynamo.clone(), table),
         DynamoIdempotency::new(dynamo, idempotency_table),
     ));
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsBatch>| {
         let index = Arc::clone(&index);
         async move { handler::handle_batch(index.as_ref(), event.payload).await }
     }))

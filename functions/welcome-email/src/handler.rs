@@ -6,7 +6,8 @@
 //! completed together, and the claims of mails that may be retried are released so the retry
 //! can go ahead.
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::SqsBatchResponse;
+use evently_shared::consumer::SqsBatch;
 use evently_shared::consumer::{self, Handled, MessageError};
 use evently_shared::domain::{Timestamp, UserId};
 use evently_shared::envelope::{DomainEvent, Envelope};
@@ -49,7 +50,7 @@ fn signup_of(envelope: &Envelope) -> Result<Option<Signup>, MessageError> {
 impl<M: BulkMailer, I: Idempotency> Welcome<M, I> {
     pub async fn handle_batch(
         &self,
-        event: SqsEvent,
+        event: SqsBatch,
         lease_until: Timestamp,
     ) -> Result<SqsBatchResponse, Error> {
         consumer::process_together(event, signup_of, |signups| {
@@ -198,7 +199,7 @@ mod tests {
         )
     }
 
-    fn batch(envelopes: &[&Envelope]) -> SqsEvent {
+    fn batch(envelopes: &[&Envelope]) -> SqsBatch {
         let records: Vec<Value> = envelopes
             .iter()
             .enumerate()
@@ -351,7 +352,7 @@ mod tests {
     #[tokio::test]
     async fn a_malformed_message_is_a_permanent_failure() {
         let app = app();
-        let event: SqsEvent = serde_json::from_value(
+        let event: SqsBatch = serde_json::from_value(
             json!({ "Records": [{ "messageId": "bad", "body": "{\"not\": \"an envelope\"}" }] }),
         )
         .unwrap();
@@ -365,7 +366,7 @@ mod tests {
     #[tokio::test]
     async fn the_fixture_message_gets_its_welcome_mail() {
         let app = app();
-        let event: SqsEvent = serde_json::from_str(include_str!(
+        let event: SqsBatch = serde_json::from_str(include_str!(
             "../../../events-fixtures/sqs-user-created.json"
         ))
         .unwrap();

@@ -4,8 +4,8 @@ use welcome_email::{config, handler};
 
 use std::sync::Arc;
 
-use aws_lambda_events::event::sqs::SqsEvent;
 use evently_shared::aws::{DynamoIdempotency, SesMailer, lambda_sdk_config};
+use evently_shared::consumer::SqsBatch;
 use evently_shared::idempotency::lease_until;
 use evently_shared::telemetry;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
@@ -29,7 +29,7 @@ async fn main() -> Result<(), Error> {
             config.idempotency_table,
         ),
     });
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsBatch>| {
         let app = Arc::clone(&app);
         async move {
             let deadline = lease_until(Some(event.context.deadline));
