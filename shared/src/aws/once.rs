@@ -63,14 +63,29 @@ impl Write {
     }
 }
 
-/// A name for the item of `table` at `key`, for telling writes of one item apart.
+/// A name for the item of `table` at `key`, for telling writes of one item apart: each key
+/// attribute, in name order, with its value's length before it, so no two keys share a name.
+/// Written out rather than formatted (`{:?}` of every value, joined), which was 2 % of a
+/// batched consumer's CPU.
 pub(crate) fn item_name(table: &str, key: &Item) -> String {
-    let mut parts: Vec<String> = key
-        .iter()
-        .map(|(name, v)| format!("{name}={v:?}"))
-        .collect();
-    parts.sort_unstable();
-    format!("{table}|{}", parts.join("|"))
+    use std::fmt::Write as _;
+    let mut attributes: Vec<(&String, &AttributeValue)> = key.iter().collect();
+    attributes.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let mut name = String::with_capacity(table.len() + 96);
+    name.push_str(table);
+    for (attribute, value) in attributes {
+        name.push('|');
+        name.push_str(attribute);
+        match value {
+            AttributeValue::S(text) => {
+                let _ = write!(name, "=S{}:{text}", text.len());
+            }
+            other => {
+                let _ = write!(name, "={other:?}");
+            }
+        }
+    }
+    name
 }
 
 /// What became of an entry.
@@ -555,6 +570,33 @@ mod tests {
 
     fn entry(key: &str, writes: Vec<Write>) -> Entry<'_> {
         Entry { key, writes }
+    }
+
+    #[test]
+    fn an_item_is_named_by_its_table_and_key_whatever_the_key_holds() {
+        let key = |pairs: &[(&str, &str)]| -> Item {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), AttributeValue::S((*v).to_owned())))
+                .collect()
+        };
+        let event = key(&[("pk", "EVENT#1"), ("sk", "EVENT")]);
+        let mut numbered = key(&[("pk", "EVENT#1")]);
+        numbered.insert("sk".into(), AttributeValue::N("1".into()));
+
+        let names = [
+            item_name("events", &event),
+            item_name("read-model", &event),
+            item_name("events", &key(&[("pk", "EVENT#2"), ("sk", "EVENT")])),
+            // A value that holds what a name puts between attributes.
+            item_name("events", &key(&[("pk", "EVENT#1|sk=S5:EVENT")])),
+            item_name("events", &numbered),
+        ];
+
+        let reordered = key(&[("sk", "EVENT"), ("pk", "EVENT#1")]);
+        assert_eq!(names[0], item_name("events", &reordered));
+        let distinct: std::collections::HashSet<&String> = names.iter().collect();
+        assert_eq!(distinct.len(), names.len(), "{names:?}");
     }
 
     #[test]
