@@ -20,9 +20,17 @@ bounded_text!(
 );
 
 /// An event's id: a ULID, so ids sort by creation time and need no coordination.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(try_from = "String")]
 pub struct EventId(Ulid);
+
+// The identifiers and texts below are serialised from what they hold: `into = "String"` made
+// a String (a clone) of every value first, for every event serialised.
+impl Serialize for EventId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&self.0)
+    }
+}
 
 impl EventId {
     pub fn generate() -> Self {
@@ -56,9 +64,15 @@ impl From<EventId> for String {
 }
 
 /// A user's id, as the token's `sub` claim carries it. Opaque to this service.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+#[serde(try_from = "String")]
 pub struct UserId(String);
+
+impl Serialize for UserId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
 
 impl UserId {
     pub fn generate() -> Self {
@@ -66,13 +80,17 @@ impl UserId {
     }
 
     pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
+        Self::check(field, raw).map(|()| Self(raw.to_owned()))
+    }
+
+    fn check(field: &str, raw: &str) -> Result<(), FieldError> {
         let ok = !raw.is_empty()
             && raw.len() <= 128
             && raw.bytes().all(|b| {
                 b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'|' | b':')
             });
         if ok {
-            Ok(Self(raw.to_owned()))
+            Ok(())
         } else {
             Err(FieldError::new(field, "must be a user id"))
         }
@@ -86,7 +104,8 @@ impl UserId {
 impl TryFrom<String> for UserId {
     type Error = FieldError;
     fn try_from(raw: String) -> Result<Self, Self::Error> {
-        Self::parse("organizer_id", &raw)
+        Self::check("organizer_id", &raw)?;
+        Ok(Self(raw))
     }
 }
 
@@ -103,14 +122,24 @@ impl fmt::Display for UserId {
 }
 
 /// A lowercase slug: `rust`, `open-source`, `aws-lambda`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+#[serde(try_from = "String")]
 pub struct Tag(String);
+
+impl Serialize for Tag {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
 
 impl Tag {
     pub const MAX_CHARS: usize = 32;
 
     pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
+        Self::check(field, raw).map(|()| Self(raw.to_owned()))
+    }
+
+    fn check(field: &str, raw: &str) -> Result<(), FieldError> {
         let well_formed = !raw.is_empty()
             && raw.len() <= Self::MAX_CHARS
             && raw.split('-').all(|part| {
@@ -120,7 +149,7 @@ impl Tag {
                         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
             });
         if well_formed {
-            Ok(Self(raw.to_owned()))
+            Ok(())
         } else {
             Err(FieldError::new(
                 field,
@@ -137,7 +166,8 @@ impl Tag {
 impl TryFrom<String> for Tag {
     type Error = FieldError;
     fn try_from(raw: String) -> Result<Self, Self::Error> {
-        Self::parse("tags", &raw)
+        Self::check("tags", &raw)?;
+        Ok(Self(raw))
     }
 }
 
@@ -148,9 +178,15 @@ impl From<Tag> for String {
 }
 
 /// At most ten distinct tags, in the order the organizer gave them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "Vec<Tag>", into = "Vec<Tag>")]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "Vec<Tag>")]
 pub struct Tags(Vec<Tag>);
+
+impl Serialize for Tags {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(&self.0)
+    }
+}
 
 impl Tags {
     pub const MAX: usize = 10;
@@ -608,6 +644,26 @@ mod tests {
         let event = sample_event(UserId::parse("sub", "user-1").unwrap());
         let json = serde_json::to_string(&event).unwrap();
         assert_eq!(serde_json::from_str::<Event>(&json).unwrap(), event);
+    }
+
+    #[test]
+    fn an_event_is_written_as_its_fields_plain_values_and_read_back_checked() {
+        let event = sample_event(UserId::parse("sub", "user-1").unwrap());
+
+        let json: serde_json::Value = serde_json::to_value(&event).unwrap();
+        let mut padded = json.clone();
+        padded["title"] = serde_json::json!("  Rust night \n");
+        let mut bad_tag = json.clone();
+        bad_tag["tags"] = serde_json::json!(["Rust"]);
+
+        assert_eq!(json["id"], event.id.to_string());
+        assert_eq!(json["organizer_id"], "user-1");
+        assert_eq!(json["title"], "Rust night");
+        assert_eq!(json["tags"], serde_json::json!(["rust"]));
+        assert_eq!(json["capacity"], 50);
+        let read: Event = serde_json::from_value(padded).unwrap();
+        assert_eq!(read.title.as_str(), "Rust night");
+        assert!(serde_json::from_value::<Event>(bad_tag).is_err());
     }
 
     fn sample_event(organizer: UserId) -> Event {

@@ -8,9 +8,16 @@
 macro_rules! bounded_text {
     ($(#[$doc:meta])* $name:ident, allows_empty = $allows_empty:expr, max = $max:expr) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-        #[serde(try_from = "String", into = "String")]
+        #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+        #[serde(try_from = "String")]
         pub struct $name(String);
+
+        // Written from the borrowed text: `into = "String"` cloned every value to serialise it.
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.0)
+            }
+        }
 
         impl $name {
             pub const MAX_CHARS: usize = $max;
@@ -18,6 +25,11 @@ macro_rules! bounded_text {
 
             /// Trims surrounding whitespace, then checks the length in characters.
             pub fn parse(field: &str, raw: &str) -> Result<Self, $crate::domain::FieldError> {
+                Self::checked(field, raw).map(|trimmed| Self(trimmed.to_owned()))
+            }
+
+            /// `raw` trimmed, if it is acceptable.
+            fn checked<'a>(field: &str, raw: &'a str) -> Result<&'a str, $crate::domain::FieldError> {
                 let trimmed = raw.trim();
                 let chars = trimmed.chars().count();
                 if !Self::ALLOWS_EMPTY && chars == 0 {
@@ -32,7 +44,7 @@ macro_rules! bounded_text {
                 if trimmed.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
                     return Err($crate::domain::FieldError::new(field, "must not contain control characters"));
                 }
-                Ok(Self(trimmed.to_owned()))
+                Ok(trimmed)
             }
 
             pub fn as_str(&self) -> &str {
@@ -42,8 +54,13 @@ macro_rules! bounded_text {
 
         impl TryFrom<String> for $name {
             type Error = $crate::domain::FieldError;
+            /// Keeps `raw` when it needs no trimming, as stored and published text never does.
             fn try_from(raw: String) -> Result<Self, Self::Error> {
-                Self::parse(stringify!($name), &raw)
+                let trimmed = Self::checked(stringify!($name), &raw)?;
+                if trimmed.len() == raw.len() {
+                    return Ok(Self(raw));
+                }
+                Ok(Self(trimmed.to_owned()))
             }
         }
 
