@@ -58,7 +58,7 @@ pub struct SqsBatch {
 pub struct SqsRecord {
     pub message_id: Option<String>,
     pub body: Option<String>,
-    /// `null` in some test tools' events, as the maps below.
+    /// This map and the next are `null` in the events some test tools make.
     #[serde(default)]
     attributes: Option<RecordAttributes>,
     #[serde(default)]
