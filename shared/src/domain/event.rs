@@ -24,8 +24,7 @@ bounded_text!(
 #[serde(try_from = "String")]
 pub struct EventId(Ulid);
 
-// The identifiers and texts below are serialised from what they hold: `into = "String"` made
-// a String (a clone) of every value first, for every event serialised.
+// Written through its `Display`, without a String of its own first.
 impl Serialize for EventId {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_str(&self.0)
@@ -68,11 +67,7 @@ impl From<EventId> for String {
 #[serde(try_from = "String")]
 pub struct UserId(String);
 
-impl Serialize for UserId {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
-    }
-}
+serialize_as_text!(UserId);
 
 impl UserId {
     pub fn generate() -> Self {
@@ -126,11 +121,7 @@ impl fmt::Display for UserId {
 #[serde(try_from = "String")]
 pub struct Tag(String);
 
-impl Serialize for Tag {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
-    }
-}
+serialize_as_text!(Tag);
 
 impl Tag {
     pub const MAX_CHARS: usize = 32;

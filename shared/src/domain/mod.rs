@@ -4,6 +4,18 @@
 //! Nothing here knows about AWS, HTTP or Lambda. Wire DTOs become these types at the
 //! boundary (`parse`), so code further in never re-checks a title's length or a tag's shape.
 
+/// Serialises a newtype over a `String` as its text, borrowed: `#[serde(into = "String")]`
+/// cloned every value first, for every event or user serialised.
+macro_rules! serialize_as_text {
+    ($name:ident) => {
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.0)
+            }
+        }
+    };
+}
+
 /// A text newtype that is checked once, at the boundary, and trusted afterwards.
 macro_rules! bounded_text {
     ($(#[$doc:meta])* $name:ident, allows_empty = $allows_empty:expr, max = $max:expr) => {
@@ -12,12 +24,7 @@ macro_rules! bounded_text {
         #[serde(try_from = "String")]
         pub struct $name(String);
 
-        // Written from the borrowed text: `into = "String"` cloned every value to serialise it.
-        impl serde::Serialize for $name {
-            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.serialize_str(&self.0)
-            }
-        }
+        serialize_as_text!($name);
 
         impl $name {
             pub const MAX_CHARS: usize = $max;

@@ -13,9 +13,11 @@ bounded_text!(
 ///
 /// The check is deliberately plain (one `@`, a dotted domain, sane lengths): full RFC 5322
 /// parsing accepts addresses no mail server delivers to, and the real proof is the mail itself.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+#[serde(try_from = "String")]
 pub struct Email(String);
+
+serialize_as_text!(Email);
 
 impl Email {
     pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
