@@ -4,8 +4,7 @@
 
 use aws_lambda_events::event::sqs::SqsBatchResponse;
 use evently_shared::app::analytics::count_of;
-use evently_shared::consumer::SqsBatch;
-use evently_shared::consumer::{self, MessageError};
+use evently_shared::consumer::{self, MessageError, SqsBatch};
 use evently_shared::envelope::Envelope;
 use evently_shared::ports::{Count, CountOnce};
 use lambda_runtime::Error;

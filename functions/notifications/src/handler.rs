@@ -16,8 +16,7 @@
 use std::collections::{HashMap, HashSet};
 
 use aws_lambda_events::event::sqs::SqsBatchResponse;
-use evently_shared::consumer::SqsBatch;
-use evently_shared::consumer::{self, Handled, MessageError};
+use evently_shared::consumer::{self, Handled, MessageError, SqsBatch};
 use evently_shared::domain::{Event, Timestamp, UserId};
 use evently_shared::envelope::{DomainEvent, Envelope};
 use evently_shared::idempotency::lease_until;

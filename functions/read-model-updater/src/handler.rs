@@ -5,8 +5,7 @@
 
 use aws_lambda_events::event::sqs::SqsBatchResponse;
 use evently_shared::app::read_model::projection_of;
-use evently_shared::consumer::SqsBatch;
-use evently_shared::consumer::{self, MessageError};
+use evently_shared::consumer::{self, MessageError, SqsBatch};
 use evently_shared::domain::Event;
 use evently_shared::envelope::Envelope;
 use evently_shared::ports::{Applied, ProjectOnce};

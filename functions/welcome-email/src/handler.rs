@@ -7,8 +7,7 @@
 //! can go ahead.
 
 use aws_lambda_events::event::sqs::SqsBatchResponse;
-use evently_shared::consumer::SqsBatch;
-use evently_shared::consumer::{self, Handled, MessageError};
+use evently_shared::consumer::{self, Handled, MessageError, SqsBatch};
 use evently_shared::domain::{Timestamp, UserId};
 use evently_shared::envelope::{DomainEvent, Envelope};
 use evently_shared::ports::{Addressed, Begun, BulkMailer, Claim, Idempotency, MailError};
