@@ -598,6 +598,40 @@ async fn the_search_index_writes_and_replaces_every_chunk_of_an_event_with_many_
 }
 
 #[tokio::test]
+async fn after_an_update_the_index_cannot_see_the_event_is_found_and_its_next_title_replaces_the_words()
+ {
+    // Arrange: version 2 changes only the capacity, which no entry holds (its entries are not
+    // written again); version 3 changes the title.
+    let stack = Stack::load().await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk_config().await);
+    let index = DynamoSearchIndex::new(dynamo, stack.output("ReadModelTableName"));
+    let word = |name: &str| {
+        format!(
+            "{name}{}",
+            ulid::Ulid::generate().to_string().to_lowercase()
+        )
+    };
+    let (first_word, next_word) = (word("kept"), word("renamed"));
+    let mut v1 = new_event(Visibility::Public, 86_400 * 410);
+    v1.title = Title::parse("title", &format!("Meetup {first_word}")).unwrap();
+    let mut v2 = v1.clone();
+    v2.capacity = Some(evently_shared::domain::Capacity::new("capacity", 40).unwrap());
+    v2.version = 2;
+    let mut v3 = v2.clone();
+    v3.title = Title::parse("title", &format!("Meetup {next_word}")).unwrap();
+    v3.version = 3;
+
+    // Act and assert
+    assert_eq!(index.index(&v1).await.unwrap(), Applied::Changed);
+    assert_eq!(index.index(&v2).await.unwrap(), Applied::Changed);
+    assert_eq!(found_by(&index, &first_word).await, vec![v1.id]);
+    assert_eq!(index.index(&v2).await.unwrap(), Applied::Stale);
+    assert_eq!(index.index(&v3).await.unwrap(), Applied::Changed);
+    assert!(found_by(&index, &first_word).await.is_empty());
+    assert_eq!(found_by(&index, &next_word).await, vec![v1.id]);
+}
+
+#[tokio::test]
 async fn entries_written_with_lists_of_words_and_tags_are_still_found_and_checked() {
     // Arrange: an entry as the index wrote them before words and tags were joined, with its
     // event id in an attribute of its own.

@@ -1,6 +1,6 @@
-//! search-index's batch when the store fails between its calls: DynamoDB's answers are replayed
-//! (the emulator cannot be made to fail one call on cue), so the adapter's own calls are the ones
-//! under test.
+//! search-index's batch, its calls to DynamoDB answered from replayed responses (the emulator
+//! cannot be made to fail one call on cue, nor say which calls it was sent), so the adapter's
+//! own calls are the ones under test.
 
 use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
@@ -9,7 +9,8 @@ use aws_smithy_runtime_api::http::{Request, Response, StatusCode};
 use aws_smithy_types::body::SdkBody;
 use evently_shared::aws::{DynamoIdempotency, DynamoOnce, DynamoSearchIndex};
 use evently_shared::domain::{
-    Description, Event, EventDraft, Schedule, Tags, Timestamp, Title, UserId, Venue, Visibility,
+    Capacity, Description, Event, EventDraft, EventPatch, Schedule, SearchEntry, Tags, Timestamp,
+    Title, UserId, Venue, Visibility,
 };
 use evently_shared::ports::{Applied, IndexOnce, Settled, StoreError};
 
@@ -53,6 +54,19 @@ fn index_on(replay: &StaticReplayClient) -> DynamoOnce<DynamoSearchIndex> {
         DynamoSearchIndex::new(client.clone(), TABLE),
         DynamoIdempotency::new(client, "idempotency"),
     )
+}
+
+/// The operations sent, in order.
+fn sent(replay: &StaticReplayClient) -> Vec<String> {
+    replay
+        .actual_requests()
+        .map(|r| {
+            r.headers()
+                .get("x-amz-target")
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect()
 }
 
 #[tokio::test]
@@ -99,20 +113,63 @@ async fn a_failed_entries_write_fails_the_events_that_needed_it_and_writes_no_ma
         "{:?}",
         settled[2]
     );
-    let sent: Vec<String> = replay
-        .actual_requests()
-        .map(|r| {
-            r.headers()
-                .get("x-amz-target")
-                .unwrap_or_default()
-                .to_owned()
-        })
-        .collect();
     assert_eq!(
-        sent,
+        sent(&replay),
         [
             "DynamoDB_20120810.BatchGetItem",
             "DynamoDB_20120810.BatchWriteItem"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_update_the_index_cannot_see_sends_only_the_manifest_and_its_record() {
+    // Arrange: version 1 is filed; version 2 changes only the capacity.
+    let filed = event("Rust night");
+    let (update, _) = filed
+        .patched(
+            EventPatch {
+                capacity: Some(Some(Capacity::new("capacity", 40).unwrap())),
+                ..Default::default()
+            },
+            Timestamp::now(),
+        )
+        .unwrap();
+    let entry = SearchEntry::of(&filed).unwrap();
+    let partitions: Vec<serde_json::Value> = entry
+        .partitions
+        .iter()
+        .map(|p| serde_json::json!({ "S": p }))
+        .collect();
+    let manifest = serde_json::json!({
+        "Responses": { TABLE: [{
+            "pk": { "S": format!("SEARCH#{}", filed.id) },
+            "sk": { "S": "MANIFEST" },
+            "version": { "N": filed.version.to_string() },
+            "sort_key": { "S": entry.sort_key },
+            "partitions": { "L": partitions },
+        }] },
+        "UnprocessedKeys": {},
+    });
+    let replay = StaticReplayClient::new(vec![
+        answer(200, manifest.to_string()),
+        answer(200, "{}".to_owned()),
+    ]);
+    let index = index_on(&replay);
+
+    // Act
+    let settled = index.index_once("search-index", &[("k1", &update)]).await;
+
+    // Assert: filed as changed, with no entry written.
+    assert_eq!(
+        settled[0].as_ref().unwrap(),
+        &Settled::Done(Applied::Changed)
+    );
+    assert_eq!(
+        sent(&replay),
+        [
+            "DynamoDB_20120810.BatchGetItem",
+            "DynamoDB_20120810.TransactWriteItems"
         ]
     );
 }

@@ -80,6 +80,13 @@ impl DynamoSearchIndex {
         entry: Option<&SearchEntry>,
         manifest: &Manifest,
     ) -> Result<Vec<WriteRequest>, StoreError> {
+        if let Some(entry) = entry
+            && manifest.files(entry)
+        {
+            // An update the index cannot see (the capacity, say): every entry is already as it
+            // would be written, so none is, where each was one write unit again.
+            return Ok(Vec::new());
+        }
         let mut requests = Vec::new();
         if let Some(old_sk) = &manifest.sort_key {
             for partition in &manifest.partitions {
@@ -233,6 +240,15 @@ impl Manifest {
     /// Whether `event` is already indexed as new or newer: nothing to write.
     pub(crate) fn covers(&self, event: &Event) -> bool {
         self.version.is_some_and(|v| v >= event.version)
+    }
+
+    /// Whether the entries this manifest names are `entry`'s, as written. An entry holds its
+    /// partition and sort key, and the event's words, tags and organizer, and the partitions
+    /// name each of those (`TERM#` every word, `TAG#` every tag, `ORG#` the organizer): with
+    /// the same partitions and sort key, every entry would be written again as it is.
+    pub(crate) fn files(&self, entry: &SearchEntry) -> bool {
+        self.sort_key.as_deref() == Some(entry.sort_key.as_str())
+            && self.partitions == entry.partitions
     }
 }
 
@@ -408,5 +424,127 @@ impl SearchIndex for DynamoSearchIndex {
             })
         };
         Ok(Page { items: ids, next })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{
+        Capacity, Description, EventDraft, EventPatch, Schedule, Tag, Tags, Title, UserId, Venue,
+        Visibility,
+    };
+
+    fn event() -> Event {
+        let now = Timestamp::now();
+        let draft = EventDraft {
+            title: Title::parse("title", "Rust & Lambda night").unwrap(),
+            description: Description::parse("description", "Talks and pizza").unwrap(),
+            schedule: Schedule::upcoming(now.plus_seconds(3600), now.plus_seconds(7200), now)
+                .unwrap(),
+            venue: Venue::parse("venue", "Town hall").unwrap(),
+            tags: Tags::new(vec![Tag::parse("tags", "rust").unwrap()]).unwrap(),
+            visibility: Visibility::Public,
+            capacity: None,
+        };
+        Event::create(draft, UserId::parse("sub", "organizer").unwrap(), now)
+    }
+
+    /// `event` after `patch`, as its next version.
+    fn patched(event: &Event, patch: EventPatch) -> Event {
+        let (next, changed) = event.patched(patch, Timestamp::now()).unwrap();
+        assert!(!changed.is_empty(), "the patch must change something");
+        next
+    }
+
+    /// The manifest `event`'s index leaves, read back as the adapter reads it.
+    fn manifest_after(event: &Event) -> Manifest {
+        Manifest::of(Some(&manifest_item(event, SearchEntry::of(event).as_ref())))
+    }
+
+    /// (deletes, puts) among `requests`.
+    fn counted(requests: &[WriteRequest]) -> (usize, usize) {
+        let deletes = requests
+            .iter()
+            .filter(|r| r.delete_request.is_some())
+            .count();
+        (deletes, requests.len() - deletes)
+    }
+
+    #[test]
+    fn an_update_the_index_cannot_see_writes_no_entry() {
+        let before = event();
+        let after = patched(
+            &before,
+            EventPatch {
+                capacity: Some(Some(Capacity::new("capacity", 40).unwrap())),
+                ..Default::default()
+            },
+        );
+
+        let entry = SearchEntry::of(&after);
+        let requests =
+            DynamoSearchIndex::requests(&after, entry.as_ref(), &manifest_after(&before)).unwrap();
+
+        assert!(requests.is_empty(), "{requests:?}");
+    }
+
+    #[test]
+    fn a_new_title_writes_every_entry_again_and_deletes_the_words_gone() {
+        let before = event();
+        let after = patched(
+            &before,
+            EventPatch {
+                title: Some(Title::parse("title", "Rust & Axum night").unwrap()),
+                ..Default::default()
+            },
+        );
+
+        let entry = SearchEntry::of(&after).unwrap();
+        let requests =
+            DynamoSearchIndex::requests(&after, Some(&entry), &manifest_after(&before)).unwrap();
+
+        // Every entry carries the event's words, so all are written with the new ones; the
+        // partitions only "lambda" was filed under (its word and prefixes) are removed.
+        assert_eq!(counted(&requests), (3, entry.partitions.len()));
+    }
+
+    #[test]
+    fn a_new_start_moves_every_entry() {
+        let before = event();
+        let after = patched(
+            &before,
+            EventPatch {
+                starts_at: Some(before.starts_at.plus_seconds(600)),
+                ends_at: Some(before.ends_at.plus_seconds(600)),
+                ..Default::default()
+            },
+        );
+
+        let entry = SearchEntry::of(&after).unwrap();
+        let requests =
+            DynamoSearchIndex::requests(&after, Some(&entry), &manifest_after(&before)).unwrap();
+
+        assert_eq!(
+            counted(&requests),
+            (entry.partitions.len(), entry.partitions.len())
+        );
+    }
+
+    #[test]
+    fn an_event_made_private_is_removed_from_every_partition() {
+        let before = event();
+        let after = patched(
+            &before,
+            EventPatch {
+                visibility: Some(Visibility::Private),
+                ..Default::default()
+            },
+        );
+
+        let requests = DynamoSearchIndex::requests(&after, None, &manifest_after(&before)).unwrap();
+
+        let filed = SearchEntry::of(&before).unwrap().partitions.len();
+        assert_eq!(counted(&requests), (filed, 0));
     }
 }
