@@ -598,8 +598,7 @@ async fn the_search_index_writes_and_replaces_every_chunk_of_an_event_with_many_
 }
 
 #[tokio::test]
-async fn after_an_update_the_index_cannot_see_the_event_is_found_and_its_next_title_replaces_the_words()
- {
+async fn a_capacity_change_keeps_the_event_findable_and_a_later_title_replaces_its_words() {
     // Arrange: version 2 changes only the capacity, which no entry holds (its entries are not
     // written again); version 3 changes the title.
     let stack = Stack::load().await;
