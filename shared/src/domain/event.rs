@@ -56,12 +56,6 @@ impl TryFrom<String> for EventId {
     }
 }
 
-impl From<EventId> for String {
-    fn from(value: EventId) -> String {
-        value.to_string()
-    }
-}
-
 /// A user's id, as the token's `sub` claim carries it. Opaque to this service.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
 #[serde(try_from = "String")]
@@ -101,12 +95,6 @@ impl TryFrom<String> for UserId {
     fn try_from(raw: String) -> Result<Self, Self::Error> {
         Self::check("organizer_id", &raw)?;
         Ok(Self(raw))
-    }
-}
-
-impl From<UserId> for String {
-    fn from(value: UserId) -> String {
-        value.0
     }
 }
 
@@ -162,12 +150,6 @@ impl TryFrom<String> for Tag {
     }
 }
 
-impl From<Tag> for String {
-    fn from(value: Tag) -> String {
-        value.0
-    }
-}
-
 /// At most ten distinct tags, in the order the organizer gave them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "Vec<Tag>")]
@@ -217,12 +199,6 @@ impl TryFrom<Vec<Tag>> for Tags {
     type Error = FieldError;
     fn try_from(tags: Vec<Tag>) -> Result<Self, Self::Error> {
         Self::new(tags)
-    }
-}
-
-impl From<Tags> for Vec<Tag> {
-    fn from(value: Tags) -> Self {
-        value.0
     }
 }
 

@@ -70,12 +70,6 @@ macro_rules! bounded_text {
                 Ok(Self(trimmed.to_owned()))
             }
         }
-
-        impl From<$name> for String {
-            fn from(value: $name) -> String {
-                value.0
-            }
-        }
     };
 }
 

@@ -58,12 +58,6 @@ impl TryFrom<String> for Email {
     }
 }
 
-impl From<Email> for String {
-    fn from(value: Email) -> String {
-        value.0
-    }
-}
-
 impl fmt::Display for Email {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
