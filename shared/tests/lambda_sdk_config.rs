@@ -60,6 +60,13 @@ fn the_lambda_configuration_comes_from_lambdas_own_variables_and_names_what_is_m
         ),
         "the SDK's defaults would wait on a silent peer until the Lambda timeout"
     );
+    assert_eq!(
+        config
+            .stalled_stream_protection()
+            .map(|guard| guard.is_enabled()),
+        Some(false),
+        "the attempt timeout ends a stalled body first; the guard only cost CPU"
+    );
 
     set("AWS_ENDPOINT_URL", "http://127.0.0.1:4566");
     set("AWS_USE_DUALSTACK_ENDPOINT", "true");

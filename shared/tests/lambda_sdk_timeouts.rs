@@ -1,7 +1,11 @@
-//! A function's AWS call to a peer that accepts the connection and never answers ends in a
-//! timeout error, after a retry on a new connection, instead of waiting for the Lambda timeout.
+//! A function's AWS call to a peer that goes silent ends in a timeout error, after a retry on a
+//! new connection, instead of waiting for the Lambda timeout: whether the peer never answers or
+//! stops halfway through the body (the functions' clients have no stalled-stream protection;
+//! their attempt timeout is what ends a stalled body).
+//!
 //! `lambda_sdk_config` reads the process environment, so this is the only test in its binary.
 
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -9,7 +13,16 @@ use std::time::Instant;
 
 use evently_shared::aws::{lambda_sdk_config, lambda_timeouts};
 
-/// A peer on 127.0.0.1 that accepts every connection and never answers.
+/// What the peer sends on each connection before it goes silent.
+#[derive(Clone, Copy)]
+enum Silence {
+    /// Nothing at all.
+    FromTheStart,
+    /// A 200's head, announcing 100 bytes of body, and the first 9 of them.
+    HalfwayThroughTheBody,
+}
+
+/// A peer on 127.0.0.1 that accepts every connection and then never sends another byte.
 /// Dropping it stops its thread and closes what it holds.
 struct SilentPeer {
     address: std::net::SocketAddr,
@@ -19,7 +32,7 @@ struct SilentPeer {
 }
 
 impl SilentPeer {
-    fn start() -> Self {
+    fn start(silence: Silence) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
         let address = listener.local_addr().expect("a bound address");
         let accepted = Arc::new(AtomicUsize::new(0));
@@ -32,9 +45,19 @@ impl SilentPeer {
                     if stop.load(Ordering::SeqCst) {
                         break;
                     }
-                    let Ok(stream) = stream else { continue };
+                    let Ok(mut stream) = stream else { continue };
                     accepted.fetch_add(1, Ordering::SeqCst);
-                    // Kept open and never answered; the kernel takes the request.
+                    if let Silence::HalfwayThroughTheBody = silence {
+                        // The request (a few hundred bytes) arrives in one read.
+                        let _ = stream.read(&mut [0; 8192]);
+                        let _ = stream.write_all(
+                            b"HTTP/1.1 200 OK\r\n\
+                              Content-Type: application/x-amz-json-1.0\r\n\
+                              Content-Length: 100\r\n\r\n\
+                              {\"Item\":{",
+                        );
+                    }
+                    // Kept open, and no more is sent.
                     held.push(stream);
                 }
             }
@@ -65,39 +88,46 @@ fn set(name: &str, value: &str) {
 }
 
 #[tokio::test]
-async fn a_call_to_a_silent_peer_times_out_after_a_retry_instead_of_hanging() {
-    let peer = SilentPeer::start();
+async fn a_call_to_a_peer_gone_silent_times_out_after_a_retry_instead_of_hanging() {
     set("AWS_REGION", "us-east-1");
     set("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE");
     set("AWS_SECRET_ACCESS_KEY", "example-secret");
-    set("AWS_ENDPOINT_URL", &format!("http://{}", peer.address));
-    let config = lambda_sdk_config().unwrap();
     let operation_timeout = lambda_timeouts().operation_timeout().unwrap();
-    let dynamo = aws_sdk_dynamodb::Client::new(&config);
+    let attempt_timeout = lambda_timeouts().operation_attempt_timeout().unwrap();
 
-    let started = Instant::now();
-    let outcome = tokio::time::timeout(
-        operation_timeout * 4,
-        dynamo.get_item().table_name("events").send(),
-    )
-    .await;
-    let waited = started.elapsed();
+    for (case, silence) in [
+        ("from the start", Silence::FromTheStart),
+        ("halfway through the body", Silence::HalfwayThroughTheBody),
+    ] {
+        let peer = SilentPeer::start(silence);
+        set("AWS_ENDPOINT_URL", &format!("http://{}", peer.address));
+        let dynamo = aws_sdk_dynamodb::Client::new(&lambda_sdk_config().unwrap());
 
-    let Ok(answered) = outcome else {
-        panic!("still waiting after {waited:?}: the call has no timeout");
-    };
-    let error = answered.expect_err("a silent peer cannot answer");
-    assert!(
-        matches!(error, aws_sdk_dynamodb::error::SdkError::TimeoutError(_)),
-        "{error:?}"
-    );
-    assert!(
-        peer.accepted.load(Ordering::SeqCst) >= 2,
-        "the stuck attempt was not retried on a new connection ({} accepted in {waited:?})",
-        peer.accepted.load(Ordering::SeqCst)
-    );
-    assert!(
-        waited >= lambda_timeouts().operation_attempt_timeout().unwrap(),
-        "gave up after {waited:?}, before a single attempt's timeout"
-    );
+        let started = Instant::now();
+        let outcome = tokio::time::timeout(
+            operation_timeout * 4,
+            dynamo.get_item().table_name("events").send(),
+        )
+        .await;
+        let waited = started.elapsed();
+
+        let Ok(answered) = outcome else {
+            panic!("silent {case}: still waiting after {waited:?}, the call has no timeout");
+        };
+        let error = answered.expect_err("a silent peer cannot answer");
+        assert!(
+            matches!(error, aws_sdk_dynamodb::error::SdkError::TimeoutError(_)),
+            "silent {case}: {error:?}"
+        );
+        let accepted = peer.accepted.load(Ordering::SeqCst);
+        assert!(
+            accepted >= 2,
+            "silent {case}: the stuck attempt was not retried on a new connection \
+             ({accepted} accepted in {waited:?})"
+        );
+        assert!(
+            waited >= attempt_timeout,
+            "silent {case}: gave up after {waited:?}, before a single attempt's timeout"
+        );
+    }
 }

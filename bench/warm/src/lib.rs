@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{Region, SdkConfig};
 use aws_lambda_events::event::dynamodb::Event as StreamEvent;
 use aws_sdk_dynamodb::config::{Credentials, SharedCredentialsProvider, SharedHttpClient};
 use aws_smithy_http_client::test_util::ReplayEvent;
@@ -31,7 +31,7 @@ use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::byte_stream::ByteStream;
 use evently_shared::aws::{
     DynamoAnalytics, DynamoEventStore, DynamoIdempotency, DynamoOnce, DynamoReadModel,
-    DynamoSearchIndex, DynamoUserStore, SesMailer, SnsPublisher,
+    DynamoSearchIndex, DynamoUserStore, SesMailer, SnsPublisher, with_lambda_settings,
 };
 use evently_shared::consumer::SqsBatch;
 use evently_shared::idempotency::lease_until;
@@ -89,20 +89,20 @@ impl Resources {
     }
 }
 
-/// An SDK configuration on `http`, with fixed test credentials and region, as every function
-/// builds its own from the Lambda environment, and the functions' timeouts (each call arms
-/// their timers).
+/// An SDK configuration on `http`, with fixed test credentials and region where every
+/// function reads its own from the Lambda environment, and the functions' own settings
+/// (timeouts, whose timers each call arms, and the rest of [`with_lambda_settings`]).
 pub fn sdk_config(http: SharedHttpClient, endpoint: &str) -> SdkConfig {
-    SdkConfig::builder()
-        .timeout_config(evently_shared::aws::lambda_timeouts())
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            "test", "test", None, None, "bench",
-        )))
-        .endpoint_url(endpoint)
-        .http_client(http)
-        .build()
+    with_lambda_settings(
+        SdkConfig::builder()
+            .region(Region::new("us-east-1"))
+            .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+                "test", "test", None, None, "bench",
+            )))
+            .endpoint_url(endpoint)
+            .http_client(http)
+            .build(),
+    )
 }
 
 type EventsApp = events_api::handler::App<

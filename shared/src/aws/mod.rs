@@ -49,8 +49,8 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
 /// Why not the default chain: none of its other sources can apply in Lambda, and referring to
 /// them links the STS, SSO, IMDS, container and profile-file providers into every binary and
 /// builds them at every cold start (BENCHMARKS.md measures both). Retries and the credentials
-/// cache are the SDK's defaults for the behaviour version, as with the chain; the timeouts are
-/// [`lambda_timeouts`].
+/// cache are the SDK's defaults for the behaviour version, as with the chain; the rest is
+/// [`with_lambda_settings`].
 pub fn lambda_sdk_config() -> Result<aws_config::SdkConfig, ConfigError> {
     let region = required("AWS_REGION")
         .or_else(|_| required("AWS_DEFAULT_REGION"))
@@ -59,19 +59,37 @@ pub fn lambda_sdk_config() -> Result<aws_config::SdkConfig, ConfigError> {
     required("AWS_SECRET_ACCESS_KEY")?;
     let flag = |name: &'static str| parsed_or(name, false);
     let mut config = aws_config::SdkConfig::builder()
-        .behavior_version(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new(region))
         .credentials_provider(SharedCredentialsProvider::new(
             EnvironmentVariableCredentialsProvider::new(),
         ))
         .http_client(tls::https_client(tls::TrustedRoots::from_env()))
         .use_fips(flag("AWS_USE_FIPS_ENDPOINT")?)
-        .use_dual_stack(flag("AWS_USE_DUALSTACK_ENDPOINT")?)
-        .timeout_config(lambda_timeouts());
+        .use_dual_stack(flag("AWS_USE_DUALSTACK_ENDPOINT")?);
     if let Ok(endpoint) = required("AWS_ENDPOINT_URL") {
         config = config.endpoint_url(endpoint);
     }
-    Ok(config.build())
+    Ok(with_lambda_settings(config.build()))
+}
+
+/// `config` with the settings every function's clients share, wherever their region,
+/// credentials and HTTP client come from (the benchmarks give theirs fixed ones): the latest
+/// behaviour version, [`lambda_timeouts`], and no stalled-stream protection.
+///
+/// Why no stalled-stream protection: it fails a response body that stops arriving, after a
+/// 5 s grace period. Every call the functions make reads a small, non-streaming body inside
+/// the attempt, and [`lambda_timeouts`] ends an attempt after 1.5 s, so the guard could never
+/// fire first (`tests/lambda_sdk_timeouts.rs` stalls a body to show it). What it did cost was
+/// a throughput-tracking wrapper around every body, its timer and two interceptors: 5-7 % of a
+/// replayed call's CPU (BENCHMARKS.md, "The SDK without stalled-stream protection").
+pub fn with_lambda_settings(config: aws_config::SdkConfig) -> aws_config::SdkConfig {
+    use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
+    config
+        .into_builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .timeout_config(lambda_timeouts())
+        .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
+        .build()
 }
 
 /// How long a function waits on one AWS call. The SDK's own defaults bound only the connect
