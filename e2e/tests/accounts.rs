@@ -92,6 +92,26 @@ async fn signup_sends_one_welcome_mail_and_login_gives_a_token_that_creates_even
             .then_some(())
     })
     .await;
+    let counted = eventually("welcome-email to count the mail", PROPAGATION, || async {
+        let lines = stack
+            .log_lines(&logs, "WelcomeEmailFunctionName", since)
+            .await;
+        let records: Vec<Value> = lines
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|r| r.get("MailsSent").is_some())
+            .collect();
+        (!records.is_empty()).then_some(records)
+    })
+    .await;
+    // One metric record per bulk send, counting its mails; which message each mail answered
+    // is on the mail's own log line, with its correlation id.
+    assert!(
+        counted
+            .iter()
+            .all(|r| r["MailsSent"].as_f64() >= Some(1.0) && r.get("correlation_id").is_none()),
+        "{counted:?}"
+    );
     assert_eq!(mail.len(), 1, "exactly one welcome mail");
     assert_eq!(mail[0].subject, "Welcome to Evently, Ada <Lovelace>");
     assert!(

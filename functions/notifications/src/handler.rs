@@ -408,15 +408,13 @@ impl<E: EventStore, F: Follows, M: BulkMailer, I: Idempotency> Notifier<E, F, M,
         let sent = self.mailer.send_each(template(), &addressed).await;
         let mut done = Vec::with_capacity(sending.len());
         let mut answered = 0;
+        let mut mailed = 0;
         for (d, sent) in sending.iter().zip(sent) {
             answered += 1;
             let walk = &mut walks[d.walk];
             match sent {
                 Ok(_) => {
-                    evently_shared::metrics::count(
-                        evently_shared::metrics::name::MAILS_SENT,
-                        Some(&walk.notice.correlation_id),
-                    );
+                    mailed += 1;
                     walk.sent += 1;
                     done.push(d);
                 }
@@ -438,6 +436,7 @@ impl<E: EventStore, F: Follows, M: BulkMailer, I: Idempotency> Notifier<E, F, M,
                 }
             }
         }
+        evently_shared::metrics::mails_sent(mailed);
         for d in &sending[answered..] {
             self.release(d, walks).await;
             walks[d.walk].fail(MessageError::Retryable(

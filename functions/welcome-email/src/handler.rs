@@ -94,14 +94,12 @@ impl<M: BulkMailer, I: Idempotency> Welcome<M, I> {
             self.mailer.send_each(mail::template(), &recipients).await
         };
         let mut done = Vec::new();
+        let mut mailed = 0;
         for (&i, sent) in claimed.iter().zip(sent) {
             let signup = &signups[i].1;
             results[i] = Some(match sent {
                 Ok(mail_id) => {
-                    evently_shared::metrics::count(
-                        evently_shared::metrics::name::MAILS_SENT,
-                        Some(&signup.correlation_id),
-                    );
+                    mailed += 1;
                     done.push(keys[i]);
                     Ok(Handled {
                         result: "welcome mail sent",
@@ -133,6 +131,7 @@ impl<M: BulkMailer, I: Idempotency> Welcome<M, I> {
                 }
             });
         }
+        evently_shared::metrics::mails_sent(mailed);
 
         if !done.is_empty() {
             let done_until = now.plus_seconds(REMEMBER_SECONDS);
