@@ -104,8 +104,8 @@ async fn signup_sends_one_welcome_mail_and_login_gives_a_token_that_creates_even
         (!records.is_empty()).then_some(records)
     })
     .await;
-    // One metric record per bulk send, counting its mails; which message each mail answered
-    // is on the mail's own log line, with its correlation id.
+    // One metric record per bulk send, counting its mails: which message a mail answered is
+    // its message's log line (checked above for the correlation id), which carries its id.
     assert!(
         counted
             .iter()

@@ -169,10 +169,11 @@ pub fn count(name: &str, correlation_id: Option<&str>) {
     record(&[(name, Unit::Count, 1.0)], correlation_id);
 }
 
-/// The mails one bulk send got out, as one record (none when it got none out). Each mail is
-/// already on a log line with its message's correlation id, so a record per mail said nothing
-/// more, at the cost of a line, a JSON document and a write each (BENCHMARKS.md, "One mail
-/// record per bulk send").
+/// The mails one bulk send got out, as one record (none when it got none out). The messages'
+/// own log lines already say, under their correlation ids, which mails they sent
+/// (welcome-email's carries the mail's id, notifications' counts them), so a record per mail
+/// added nothing but a line, a JSON document and a write each (BENCHMARKS.md, "The SDK without
+/// stalled-stream protection; one mail record per bulk send").
 pub fn mails_sent(sent: usize) {
     if sent > 0 {
         record(&[(name::MAILS_SENT, Unit::Count, sent as f64)], None);
