@@ -1,6 +1,8 @@
 //! The AWS adapters against the emulator over HTTP, using the tables the local stack deployed
 //! (so the schema under test is the one CDK declares) and a throwaway topic and queue.
 
+use std::collections::HashMap;
+
 use aws_sdk_dynamodb::types::AttributeValue;
 use evently_e2e::{Stack, sdk_config};
 use evently_shared::app::events::{ReadSource, list_events};
@@ -554,21 +556,24 @@ async fn found_by(index: &DynamoSearchIndex, word: &str) -> Vec<EventId> {
 
 #[tokio::test]
 async fn the_search_index_writes_and_replaces_every_chunk_of_an_event_with_many_words() {
-    // Arrange: twelve distinct 10-letter title words, each filed under itself and three
-    // prefixes, so the first version is written in three BatchWriteItem chunks of 25 entries
-    // and the second (the first's entries deleted, its own put) in five.
+    // Arrange: eighteen distinct 10-letter words (twelve in the title, six in the venue),
+    // each filed under three prefixes (the longest its home), so the first version is
+    // written in three BatchWriteItem chunks of 25 entries and the second (the first's
+    // entries deleted, its own put) in five.
     let stack = Stack::load().await;
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk_config().await);
     let index = DynamoSearchIndex::new(dynamo, stack.output("ReadModelTableName"));
     let unique = ulid::Ulid::generate().to_string().to_lowercase()[19..].to_owned();
-    let title = |letter: char| {
-        let words: Vec<String> = (0..12).map(|i| format!("{letter}{i:02}{unique}")).collect();
-        Title::parse("title", &words.join(" ")).unwrap()
+    let words = |letter: char, range: std::ops::Range<usize>| {
+        let words: Vec<String> = range.map(|i| format!("{letter}{i:02}{unique}")).collect();
+        words.join(" ")
     };
     let mut first = new_event(Visibility::Public, 3600);
-    first.title = title('a');
+    first.title = Title::parse("title", &words('a', 0..12)).unwrap();
+    first.venue = Venue::parse("venue", &words('a', 12..18)).unwrap();
     let mut second = first.clone();
-    second.title = title('b');
+    second.title = Title::parse("title", &words('b', 0..12)).unwrap();
+    second.venue = Venue::parse("venue", &words('b', 12..18)).unwrap();
     second.version = first.version + 1;
     let entries = SearchEntry::of(&first).unwrap().partitions.len();
     assert!(entries > 50, "{entries} entries: fewer than three chunks");
@@ -576,14 +581,14 @@ async fn the_search_index_writes_and_replaces_every_chunk_of_an_event_with_many_
     // Act and assert: every word of the first version is found, then none of them is, and
     // every word of the second version is.
     assert_eq!(index.index(&first).await.unwrap(), Applied::Changed);
-    for i in [0, 6, 11] {
+    for i in [0, 6, 11, 17] {
         assert_eq!(
             found_by(&index, &format!("a{i:02}{unique}")).await,
             vec![first.id]
         );
     }
     assert_eq!(index.index(&second).await.unwrap(), Applied::Changed);
-    for i in 0..12 {
+    for i in 0..18 {
         assert!(
             found_by(&index, &format!("a{i:02}{unique}"))
                 .await
@@ -651,10 +656,15 @@ async fn entries_written_with_lists_of_words_and_tags_are_still_found_and_checke
                 .collect(),
         )
     };
+    let query = |tag: &str| SearchQuery {
+        words: vec![word.clone(), "second".into()],
+        tag: Some(evently_shared::domain::Tag::parse("tag", tag).unwrap()),
+        ..SearchQuery::default()
+    };
     dynamo
         .put_item()
         .table_name(&table)
-        .item("pk", AttributeValue::S(format!("TERM#{word}")))
+        .item("pk", AttributeValue::S(query("kept").partition()))
         .item(
             "sk",
             AttributeValue::S(format!("{}#{}", event.starts_at, event.id)),
@@ -666,11 +676,6 @@ async fn entries_written_with_lists_of_words_and_tags_are_still_found_and_checke
         .send()
         .await
         .unwrap();
-    let query = |tag: &str| SearchQuery {
-        words: vec![word.clone(), "second".into()],
-        tag: Some(evently_shared::domain::Tag::parse("tag", tag).unwrap()),
-        ..SearchQuery::default()
-    };
 
     // Act
     let kept = index
@@ -683,6 +688,68 @@ async fn entries_written_with_lists_of_words_and_tags_are_still_found_and_checke
     // Assert
     assert_eq!(kept.unwrap().items, vec![event.id]);
     assert!(other.unwrap().items.is_empty());
+}
+
+#[tokio::test]
+async fn an_event_filed_in_the_older_layout_is_filed_again_at_its_version() {
+    // Arrange: an event as layout 1 filed it: its word under a partition of its own, and a
+    // manifest at its version with no layout and no words.
+    let stack = Stack::load().await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk_config().await);
+    let table = stack.output("ReadModelTableName");
+    let index = DynamoSearchIndex::new(dynamo.clone(), &table);
+    let word = format!(
+        "layout{}",
+        ulid::Ulid::generate().to_string().to_lowercase()
+    );
+    let mut event = new_event(Visibility::Public, 86_400 * 408);
+    event.title = Title::parse("title", &word).unwrap();
+    let sort_key = format!("{}#{}", event.starts_at, event.id);
+    let old_partition = format!("TERM#{word}");
+    let key = |pk: &str, sk: &str| {
+        HashMap::from([
+            ("pk".to_owned(), AttributeValue::S(pk.to_owned())),
+            ("sk".to_owned(), AttributeValue::S(sk.to_owned())),
+        ])
+    };
+    let mut entry = key(&old_partition, &sort_key);
+    entry.insert("words".into(), AttributeValue::S(word.clone()));
+    entry.insert(
+        "organizer_id".into(),
+        AttributeValue::S("adapter-test".into()),
+    );
+    let mut manifest = key(&format!("SEARCH#{}", event.id), "MANIFEST");
+    manifest.insert(
+        "version".into(),
+        AttributeValue::N(event.version.to_string()),
+    );
+    manifest.insert("sort_key".into(), AttributeValue::S(sort_key.clone()));
+    manifest.insert(
+        "partitions".into(),
+        AttributeValue::L(vec![AttributeValue::S(old_partition.clone())]),
+    );
+    for item in [entry, manifest] {
+        let put = dynamo.put_item().table_name(&table).set_item(Some(item));
+        put.send().await.unwrap();
+    }
+
+    // Act
+    let refiled = index.index(&event).await.unwrap();
+    let again = index.index(&event).await.unwrap();
+
+    // Assert: found at the word's home, the old partition's entry gone, and filed once.
+    assert_eq!(refiled, Applied::Changed);
+    assert_eq!(again, Applied::Stale);
+    assert_eq!(found_by(&index, &word).await, vec![event.id]);
+    let old = dynamo
+        .get_item()
+        .table_name(&table)
+        .set_key(Some(key(&old_partition, &sort_key)))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap();
+    assert!(old.item.is_none(), "the layout-1 entry is deleted");
 }
 
 #[tokio::test]

@@ -9,8 +9,8 @@ use aws_smithy_runtime_api::http::{Request, Response, StatusCode};
 use aws_smithy_types::body::SdkBody;
 use evently_shared::aws::{DynamoIdempotency, DynamoOnce, DynamoSearchIndex};
 use evently_shared::domain::{
-    Capacity, Description, Event, EventDraft, EventPatch, Schedule, SearchEntry, Tags, Timestamp,
-    Title, UserId, Venue, Visibility,
+    Capacity, Description, Event, EventDraft, EventPatch, SEARCH_LAYOUT, Schedule, SearchEntry,
+    Tags, Timestamp, Title, UserId, Venue, Visibility,
 };
 use evently_shared::ports::{Applied, IndexOnce, Settled, StoreError};
 
@@ -79,6 +79,7 @@ async fn a_failed_entries_write_fails_the_events_that_needed_it_and_writes_no_ma
             "pk": { "S": format!("SEARCH#{}", indexed.id) },
             "sk": { "S": "MANIFEST" },
             "version": { "N": indexed.version.to_string() },
+            "layout": { "N": SEARCH_LAYOUT.to_string() },
         }] },
         "UnprocessedKeys": {},
     });
@@ -146,8 +147,10 @@ async fn an_update_the_index_cannot_see_sends_only_the_manifest_and_its_record()
             "pk": { "S": format!("SEARCH#{}", filed.id) },
             "sk": { "S": "MANIFEST" },
             "version": { "N": filed.version.to_string() },
+            "layout": { "N": SEARCH_LAYOUT.to_string() },
             "sort_key": { "S": entry.sort_key },
             "partitions": { "L": partitions },
+            "words": { "S": entry.words.iter().cloned().collect::<Vec<_>>().join(" ") },
         }] },
         "UnprocessedKeys": {},
     });

@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::{
 use super::batch::{ATTEMPTS, back_off, get_all};
 use super::dynamo::{Item, s};
 use super::once::{Write, item_name};
-use crate::domain::{Event, EventId, SearchEntry, SearchQuery, Timestamp};
+use crate::domain::{Event, EventId, SEARCH_LAYOUT, SearchEntry, SearchQuery, Timestamp};
 use crate::ports::{Applied, Cursor, Page, SearchIndex, StoreError};
 
 /// Pages of entries one search reads at most before answering with what it has (and a
@@ -35,8 +35,8 @@ fn strings(item: &Item, name: &str) -> Vec<String> {
 /// has one entry per partition it is filed under, each with its words and tags: as one string
 /// each is two attribute values to write and sign, where a list was one per word
 /// (BENCHMARKS.md, "search-index in batches").
-fn joined<'a>(values: impl Iterator<Item = &'a str>) -> AttributeValue {
-    AttributeValue::S(values.collect::<Vec<_>>().join(" "))
+fn spaced<'a>(values: impl Iterator<Item = &'a str>) -> String {
+    values.collect::<Vec<_>>().join(" ")
 }
 
 /// The words or tags of an entry: one string of them, or a list as entries were written
@@ -103,8 +103,8 @@ impl DynamoSearchIndex {
         }
         if let Some(entry) = entry {
             // Every entry of the event carries the same words and tags: built once, cloned.
-            let words = joined(entry.words.iter().map(String::as_str));
-            let tags = joined(event.tags.iter().map(|t| t.as_str()));
+            let words = s(words_of(entry));
+            let tags = s(spaced(event.tags.iter().map(|t| t.as_str())));
             let organizer = s(event.organizer_id.as_str());
             for partition in &entry.partitions {
                 // Sized for its five attributes: grown from the key's two, it would rehash.
@@ -219,8 +219,12 @@ impl DynamoSearchIndex {
 #[derive(Debug, Default)]
 pub(crate) struct Manifest {
     version: Option<u64>,
+    /// [`SEARCH_LAYOUT`] of its entries; 1 for a manifest written before layouts were named.
+    layout: u32,
     sort_key: Option<String>,
     partitions: BTreeSet<String>,
+    /// The entries' words, as written in each; absent before layout 2.
+    words: Option<String>,
 }
 
 impl Manifest {
@@ -232,34 +236,56 @@ impl Manifest {
             version: item
                 .get("version")
                 .and_then(|v| v.as_n().ok()?.parse().ok()),
+            layout: item
+                .get("layout")
+                .and_then(|v| v.as_n().ok()?.parse().ok())
+                .unwrap_or(1),
             sort_key: item.get("sort_key").and_then(|v| v.as_s().ok().cloned()),
             partitions: strings(item, "partitions").into_iter().collect(),
+            words: item.get("words").and_then(|v| v.as_s().ok().cloned()),
         }
     }
 
-    /// Whether `event` is already indexed as new or newer: nothing to write.
+    /// Whether `event` is already indexed as new or newer, in this release's layout: nothing
+    /// to write. An event filed in an older layout is filed again, even at its version: that
+    /// is how the rebuild moves the index to a new layout.
     pub(crate) fn covers(&self, event: &Event) -> bool {
-        self.version.is_some_and(|v| v >= event.version)
+        self.version.is_some_and(|v| v >= event.version) && self.layout == SEARCH_LAYOUT
     }
 
     /// Whether the entries this manifest names are `entry`'s, as written. An entry holds its
-    /// partition and sort key, and the event's words, tags and organizer, and the partitions
-    /// name each of those (`TERM#` every word, `TAG#` every tag, `ORG#` the organizer): with
-    /// the same partitions and sort key, every entry would be written again as it is.
+    /// partition and sort key, and the event's words, tags and organizer; the partitions name
+    /// every tag (`TAG#`) and the organizer (`ORG#`), and the manifest keeps the words, which
+    /// partitions alone do not tell (words sharing a home share its partition): with all
+    /// three the same, every entry would be written again as it is.
     pub(crate) fn files(&self, entry: &SearchEntry) -> bool {
         self.sort_key.as_deref() == Some(entry.sort_key.as_str())
             && self.partitions == entry.partitions
+            && self.words.as_deref() == Some(words_of(entry).as_str())
     }
 }
 
-/// The manifest's guard: only a newer version replaces it.
-const NEWER_MANIFEST: &str = "attribute_not_exists(pk) OR version < :v";
+/// An entry's words as one string, as each entry and the manifest hold them.
+fn words_of(entry: &SearchEntry) -> String {
+    spaced(entry.words.iter().map(String::as_str))
+}
+
+/// The manifest's guard: only a newer version replaces it, or the same version filed in an
+/// older layout (the rebuild's re-filing).
+const NEWER_MANIFEST: &str = "attribute_not_exists(pk) OR version < :v \
+     OR (version = :v AND (attribute_not_exists(layout) OR layout < :layout))";
 
 fn newer_values(event: &Event) -> HashMap<String, AttributeValue> {
-    HashMap::from([(
-        ":v".to_owned(),
-        AttributeValue::N(event.version.to_string()),
-    )])
+    HashMap::from([
+        (
+            ":v".to_owned(),
+            AttributeValue::N(event.version.to_string()),
+        ),
+        (
+            ":layout".to_owned(),
+            AttributeValue::N(SEARCH_LAYOUT.to_string()),
+        ),
+    ])
 }
 
 fn manifest_item(event: &Event, entry: Option<&SearchEntry>) -> Item {
@@ -268,9 +294,14 @@ fn manifest_item(event: &Event, entry: Option<&SearchEntry>) -> Item {
         "version".into(),
         AttributeValue::N(event.version.to_string()),
     );
+    manifest.insert(
+        "layout".into(),
+        AttributeValue::N(SEARCH_LAYOUT.to_string()),
+    );
     if let Some(entry) = entry {
         manifest.insert("sort_key".into(), s(&entry.sort_key));
         manifest.insert("partitions".into(), list(entry.partitions.iter().cloned()));
+        manifest.insert("words".into(), s(words_of(entry)));
     }
     manifest
 }
@@ -497,8 +528,53 @@ mod tests {
         );
 
         // Every entry carries the event's words, so all are written with the new ones; the
-        // partitions only "lambda" was filed under (its word and prefixes) are removed.
-        assert_eq!(written, (3, partitions));
+        // partitions only "lambda" was filed under (its prefixes, its home among them) are
+        // removed.
+        assert_eq!(written, (2, partitions));
+    }
+
+    #[test]
+    fn a_new_word_at_the_home_of_the_old_one_writes_every_entry_again() {
+        let description = Some(Description::parse("description", "Talks and pizzas").unwrap());
+
+        let (written, partitions) = written_after(
+            &event(),
+            EventPatch {
+                description,
+                ..Default::default()
+            },
+        );
+
+        // "pizza" and "pizzas" share PREFIX#pizza: the partitions are the same, the words not.
+        assert_eq!(written, (0, partitions));
+    }
+
+    #[test]
+    fn an_event_filed_in_the_older_layout_is_filed_again_at_its_version() {
+        // Arrange: the manifest as layout 1 wrote it: no layout, no words, a partition per word.
+        let event = event();
+        let entry = SearchEntry::of(&event).unwrap();
+        let mut older = manifest_item(&event, Some(&entry));
+        older.remove("layout");
+        older.remove("words");
+        let mut partitions: Vec<String> = entry.partitions.iter().cloned().collect();
+        partitions.push("TERM#talks".to_owned());
+        older.insert("partitions".into(), list(partitions));
+
+        // Act
+        let manifest = Manifest::of(Some(&older));
+        let requests = DynamoSearchIndex::requests(&event, Some(&entry), &manifest).unwrap();
+
+        // Assert: not covered, its word partition deleted, every entry written; then covered.
+        assert!(!manifest.covers(&event));
+        let deletes: Vec<&WriteRequest> = requests
+            .iter()
+            .filter(|r| r.delete_request.is_some())
+            .collect();
+        assert_eq!(deletes.len(), 1);
+        assert_eq!(requests.len(), 1 + entry.partitions.len());
+        let rewritten = Manifest::of(Some(&manifest_item(&event, Some(&entry))));
+        assert!(rewritten.covers(&event) && rewritten.files(&entry));
     }
 
     #[test]

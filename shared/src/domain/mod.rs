@@ -84,6 +84,6 @@ pub use event::{
     Tags, Title, UserId, Venue, Visibility,
 };
 pub use field::{FieldError, FieldErrors};
-pub use search::{SearchEntry, SearchQuery};
+pub use search::{SEARCH_LAYOUT, SearchEntry, SearchQuery};
 pub use time::Timestamp;
 pub use user::{DisplayName, Email, Password, User};

@@ -2,10 +2,16 @@
 //!
 //! Matching is case- and accent-insensitive (`Café` finds `cafe`), on whole words, with a
 //! prefix match on the query's last word (`rus` finds `rust`). Each listed event is filed
-//! under a handful of partitions (one per distinct word, per prefix of its short-text words at
-//! [`PREFIX_LEVELS`], per tag, its organizer, and "all"), sorted by `starts_at#id`; a query
-//! reads the one most selective partition in start order and checks the rest of its conditions
-//! on each entry.
+//! under a handful of partitions: each of its words at its *home* (the word's prefix at the
+//! longest of [`PREFIX_LEVELS`] it reaches, or the whole word if shorter than the first), the
+//! prefixes of its short-text words at every level, each tag, its organizer, and "all"; entries
+//! are sorted by `starts_at#id`. A query reads the one most selective partition in start order
+//! and checks the rest of its conditions on each entry.
+//!
+//! A word's home is one of its own prefix partitions, so a title word costs no entry beyond
+//! its prefixes: before [`SEARCH_LAYOUT`] 2 every word also had a `TERM#` partition of its own,
+//! 26 entries for the benchmarks' fixture where homes make 19 (BENCHMARKS.md, "Words filed
+//! at home"). A home is shared by the words it prefixes, so a query checks the exact word.
 
 use std::collections::BTreeSet;
 
@@ -21,6 +27,11 @@ use super::{Event, FieldError, Tag, Timestamp, UserId};
 /// fixture, where three levels make 25, one BatchWriteItem), and those older entries are in
 /// the levels' partitions too, so queries find them until the event's next version.
 pub const PREFIX_LEVELS: [usize; 3] = [3, 5, 8];
+/// How entries are laid out: a release that files events under other partitions bumps it, so
+/// the rebuild (and each event's next version) files every event again, and the manifests
+/// say which layout their entries are in. 1 (implicit, no attribute): every word under
+/// `TERM#<word>`. 2: every word at its home.
+pub const SEARCH_LAYOUT: u32 = 2;
 /// Distinct words indexed per event (title, venue and tags first, then description).
 pub const MAX_WORDS: usize = 60;
 /// Words of a query.
@@ -40,6 +51,23 @@ pub fn words(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// The partition a whole word is found in: its prefix at the longest level it reaches, or the
+/// word itself (`TERM#`) when it is shorter than the first level.
+fn home(word: &str) -> String {
+    let chars: Vec<char> = word.chars().collect();
+    match PREFIX_LEVELS.into_iter().rfind(|n| *n <= chars.len()) {
+        Some(level) => format!("PREFIX#{}", chars[..level].iter().collect::<String>()),
+        None => format!("TERM#{word}"),
+    }
+}
+
+/// The text a partition key indexes, without its kind: the longer, the fewer events share it.
+fn indexed_length(partition: &str) -> usize {
+    partition
+        .split_once('#')
+        .map_or(0, |(_, text)| text.chars().count())
+}
+
 fn prefixes(word: &str) -> impl Iterator<Item = String> + '_ {
     let chars: Vec<char> = word.chars().collect();
     let length = chars.len();
@@ -50,7 +78,8 @@ fn prefixes(word: &str) -> impl Iterator<Item = String> + '_ {
 /// What an event is filed under in the search index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SearchEntry {
-    /// Partition keys (`TERM#..`, `PREFIX#..`, `TAG#..`, `ORG#..`, `ALL`).
+    /// Partition keys (`PREFIX#..`, `TERM#..` for words under three characters, `TAG#..`,
+    /// `ORG#..`, `ALL`).
     pub partitions: BTreeSet<String>,
     /// Sort key inside every partition.
     pub sort_key: String,
@@ -84,7 +113,9 @@ impl SearchEntry {
             }
             all_words.insert(word);
         }
-        partitions.extend(all_words.iter().map(|w| format!("TERM#{w}")));
+        // A short-text word's home is among its prefixes already; a description word (or one
+        // under three characters) adds its own.
+        partitions.extend(all_words.iter().map(|w| home(w)));
         partitions.extend(event.tags.iter().map(|t| format!("TAG#{}", t.as_str())));
         partitions.insert(format!("ORG#{}", event.organizer_id));
         partitions.insert("ALL".to_owned());
@@ -134,17 +165,30 @@ impl SearchQuery {
             && self.to.is_none()
     }
 
-    /// The partition to read: the most selective condition that has one.
+    /// The partition to read: the most selective condition that has one. Of the words' homes
+    /// and the prefix's level, the one indexing the most characters (the first on a tie): a
+    /// query `a rust meetup` reads `PREFIX#meetu`, not `TERM#a`.
     pub fn partition(&self) -> String {
-        if let Some(word) = self.words.first() {
-            return format!("TERM#{word}");
-        }
-        if let Some(prefix) = &self.prefix {
+        let words = self.words.iter().map(|w| home(w));
+        let prefix = self.prefix.as_ref().and_then(|prefix| {
             let chars: Vec<char> = prefix.chars().collect();
-            if let Some(level) = PREFIX_LEVELS.into_iter().rfind(|n| *n <= chars.len()) {
-                let indexed: String = chars[..level].iter().collect();
-                return format!("PREFIX#{indexed}");
+            let level = PREFIX_LEVELS.into_iter().rfind(|n| *n <= chars.len())?;
+            Some(format!(
+                "PREFIX#{}",
+                chars[..level].iter().collect::<String>()
+            ))
+        });
+        let mut best: Option<String> = None;
+        for candidate in words.chain(prefix) {
+            if best
+                .as_deref()
+                .is_none_or(|b| indexed_length(&candidate) > indexed_length(b))
+            {
+                best = Some(candidate);
             }
+        }
+        if let Some(best) = best {
+            return best;
         }
         if let Some(tag) = &self.tag {
             return format!("TAG#{}", tag.as_str());
@@ -201,19 +245,20 @@ mod tests {
     }
 
     #[test]
-    fn an_event_is_filed_under_its_words_prefixes_tags_organizer_and_all() {
+    fn an_event_is_filed_under_its_words_homes_prefixes_tags_organizer_and_all() {
         let entry = SearchEntry::of(&event(
             "Rust Night",
-            "Talks about async",
+            "Talks about async AI",
             &["systems"],
             Visibility::Public,
         ))
         .unwrap();
 
         for key in [
-            "TERM#rust",
-            "TERM#async",
-            "TERM#cafe",
+            "PREFIX#talks",
+            "PREFIX#async",
+            "TERM#ai",
+            "PREFIX#caf",
             "PREFIX#rus",
             "PREFIX#nig",
             "PREFIX#night",
@@ -239,8 +284,55 @@ mod tests {
         );
         assert!(
             !entry.partitions.contains("PREFIX#tal"),
-            "description words are not prefixed"
+            "description words are filed at their home only"
         );
+        assert_eq!(
+            entry
+                .partitions
+                .iter()
+                .filter(|p| p.starts_with("TERM#"))
+                .collect::<Vec<_>>(),
+            ["TERM#ai"],
+            "only a word too short for a prefix has a partition of its own"
+        );
+    }
+
+    #[test]
+    fn a_whole_word_is_read_from_its_home_and_checked_exactly() {
+        let entry = SearchEntry::of(&event("Rust Night", "", &[], Visibility::Public)).unwrap();
+        let query = |word: &str| SearchQuery {
+            words: vec![word.to_owned(), "night".to_owned()],
+            ..Default::default()
+        };
+
+        assert_eq!(query("rust").partition(), "PREFIX#night");
+        assert!(entry.partitions.contains(&query("rust").partition()));
+        assert!(query("rust").matches(&entry.words, &[], "org-1"));
+        assert_eq!(query("rusty").partition(), "PREFIX#rusty");
+        assert!(
+            !query("rus").matches(&entry.words, &[], "org-1"),
+            "a home holds every word it prefixes: the word itself is checked"
+        );
+    }
+
+    #[test]
+    fn a_query_reads_the_partition_indexing_the_most_characters() {
+        let (words, prefix) = SearchQuery::parse_q("a rust meetups").unwrap();
+        let query = SearchQuery {
+            words,
+            prefix,
+            ..Default::default()
+        };
+        let (words, prefix) = SearchQuery::parse_q("go ai").unwrap();
+        let short = SearchQuery {
+            words,
+            prefix,
+            tag: Some(Tag::parse("tag", "rust").unwrap()),
+            ..Default::default()
+        };
+
+        assert_eq!(query.partition(), "PREFIX#meetu");
+        assert_eq!(short.partition(), "TERM#go");
     }
 
     #[test]
@@ -259,7 +351,11 @@ mod tests {
         };
         let entry = SearchEntry::of(&event("Rust Night", "", &[], Visibility::Public)).unwrap();
 
-        assert_eq!(query.partition(), "TERM#cafe");
+        assert_eq!(
+            query.partition(),
+            "PREFIX#caf",
+            "the word's home before the prefix's"
+        );
         assert!(query.matches(&entry.words, &[], "org-1"));
         let other = SearchQuery {
             words: vec!["cafe".into()],
