@@ -10,8 +10,8 @@
 //!
 //! A word's home is one of its own prefix partitions, so a title word costs no entry beyond
 //! its prefixes: before [`SEARCH_LAYOUT`] 2 every word also had a `TERM#` partition of its own,
-//! 26 entries for the benchmarks' fixture where homes make 19 (BENCHMARKS.md, "Words filed
-//! at home"). A home is shared by the words it prefixes, so a query checks the exact word.
+//! 26 entries per event of the benchmarks' fixture where homes make 20 (BENCHMARKS.md, "Words
+//! filed at home"). A home is shared by the words it prefixes, so a query checks the exact word.
 
 use std::collections::BTreeSet;
 
@@ -51,14 +51,20 @@ pub fn words(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// The partition a whole word is found in: its prefix at the longest level it reaches, or the
-/// word itself (`TERM#`) when it is shorter than the first level.
+/// The prefix partition at the longest level `text` reaches; none below the first level.
+fn longest_prefix(text: &str) -> Option<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let level = PREFIX_LEVELS.into_iter().rfind(|n| *n <= chars.len())?;
+    Some(format!(
+        "PREFIX#{}",
+        chars[..level].iter().collect::<String>()
+    ))
+}
+
+/// The partition a whole word is found in: its longest prefix partition, or the word itself
+/// (`TERM#`) when it is shorter than the first level.
 fn home(word: &str) -> String {
-    let chars: Vec<char> = word.chars().collect();
-    match PREFIX_LEVELS.into_iter().rfind(|n| *n <= chars.len()) {
-        Some(level) => format!("PREFIX#{}", chars[..level].iter().collect::<String>()),
-        None => format!("TERM#{word}"),
-    }
+    longest_prefix(word).unwrap_or_else(|| format!("TERM#{word}"))
 }
 
 /// The text a partition key indexes, without its kind: the longer, the fewer events share it.
@@ -170,14 +176,7 @@ impl SearchQuery {
     /// query `a rust meetup` reads `PREFIX#meetu`, not `TERM#a`.
     pub fn partition(&self) -> String {
         let words = self.words.iter().map(|w| home(w));
-        let prefix = self.prefix.as_ref().and_then(|prefix| {
-            let chars: Vec<char> = prefix.chars().collect();
-            let level = PREFIX_LEVELS.into_iter().rfind(|n| *n <= chars.len())?;
-            Some(format!(
-                "PREFIX#{}",
-                chars[..level].iter().collect::<String>()
-            ))
-        });
+        let prefix = self.prefix.as_deref().and_then(longest_prefix);
         let mut best: Option<String> = None;
         for candidate in words.chain(prefix) {
             if best
