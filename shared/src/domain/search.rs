@@ -235,6 +235,16 @@ mod tests {
         Event::create(draft, UserId::parse("sub", "org-1").unwrap(), now)
     }
 
+    /// The query for `q` as typed, with no other condition.
+    fn typed(q: &str) -> SearchQuery {
+        let (words, prefix) = SearchQuery::parse_q(q).unwrap();
+        SearchQuery {
+            words,
+            prefix,
+            ..Default::default()
+        }
+    }
+
     #[test]
     fn words_are_case_and_accent_insensitive() {
         assert_eq!(
@@ -316,18 +326,10 @@ mod tests {
 
     #[test]
     fn a_query_reads_the_partition_indexing_the_most_characters() {
-        let (words, prefix) = SearchQuery::parse_q("a rust meetups").unwrap();
-        let query = SearchQuery {
-            words,
-            prefix,
-            ..Default::default()
-        };
-        let (words, prefix) = SearchQuery::parse_q("go ai").unwrap();
+        let query = typed("a rust meetups");
         let short = SearchQuery {
-            words,
-            prefix,
             tag: Some(Tag::parse("tag", "rust").unwrap()),
-            ..Default::default()
+            ..typed("go ai")
         };
 
         assert_eq!(query.partition(), "PREFIX#meetu");
@@ -342,12 +344,7 @@ mod tests {
 
     #[test]
     fn a_query_reads_its_most_selective_partition_and_checks_the_rest() {
-        let (words, prefix) = SearchQuery::parse_q("Café rus").unwrap();
-        let query = SearchQuery {
-            words,
-            prefix,
-            ..Default::default()
-        };
+        let query = typed("Café rus");
         let entry = SearchEntry::of(&event("Rust Night", "", &[], Visibility::Public)).unwrap();
 
         assert_eq!(
