@@ -246,11 +246,13 @@ impl Manifest {
         }
     }
 
-    /// Whether `event` is already indexed as new or newer, in this release's layout: nothing
-    /// to write. An event filed in an older layout is filed again, even at its version: that
-    /// is how the rebuild moves the index to a new layout.
+    /// Whether `event` is already indexed as new or newer, in this release's layout or a later
+    /// one: nothing to write. An event filed in an older layout is filed again, even at its
+    /// version: that is how the rebuild moves the index to a new layout. One in a later
+    /// layout is left alone, as the manifest's guard would refuse its manifest anyway, and
+    /// entries written without their manifest could never be deleted.
     pub(crate) fn covers(&self, event: &Event) -> bool {
-        self.version.is_some_and(|v| v >= event.version) && self.layout == SEARCH_LAYOUT
+        self.version.is_some_and(|v| v >= event.version) && self.layout >= SEARCH_LAYOUT
     }
 
     /// Whether the entries this manifest names are `entry`'s, as written. An entry holds its
@@ -575,6 +577,18 @@ mod tests {
         assert_eq!(requests.len(), 1 + entry.partitions.len());
         let rewritten = Manifest::of(Some(&manifest_item(&event, Some(&entry))));
         assert!(rewritten.covers(&event) && rewritten.files(&entry));
+    }
+
+    #[test]
+    fn an_event_filed_in_a_later_layout_is_left_alone() {
+        let event = event();
+        let mut later = manifest_item(&event, SearchEntry::of(&event).as_ref());
+        later.insert(
+            "layout".into(),
+            AttributeValue::N((SEARCH_LAYOUT + 1).to_string()),
+        );
+
+        assert!(Manifest::of(Some(&later)).covers(&event));
     }
 
     #[test]
