@@ -38,7 +38,7 @@ async fn search_finds_by_words_accents_prefix_tag_organizer_and_dates_and_forget
         .bearer_auth(stack.token(&organizer))
         .json(&json!({
             "title": format!("Crème {unique} meetup"),
-            "description": "Talks about naïve parsers",
+            "description": "Talks about the naïve parsers",
             "starts_at": start.to_rfc3339(),
             "ends_at": (start + chrono::Duration::hours(2)).to_rfc3339(),
             "venue": "Café Central",
@@ -81,8 +81,45 @@ async fn search_finds_by_words_accents_prefix_tag_organizer_and_dates_and_forget
         search(&stack, &[("q", &format!("naive {prefix}"))]).await,
         only
     );
+    // Stop words are filed nowhere, yet still checked: a query naming one finds exactly.
+    assert_eq!(
+        search(&stack, &[("q", &format!("the {prefix}"))]).await,
+        only,
+        "a stop word among the words"
+    );
+    assert_eq!(
+        search(&stack, &[("q", &format!("{unique} the"))]).await,
+        only,
+        "a stop word as the prefix"
+    );
+    assert!(
+        search(&stack, &[("q", &format!("and {unique}"))])
+            .await
+            .is_empty(),
+        "a stop word the event does not have"
+    );
     assert_eq!(search(&stack, &[("tag", &unique)]).await, only);
+    // The tag is checked from the entries' words outside `TAG#`.
+    assert_eq!(
+        search(&stack, &[("tag", &unique), ("q", "cafe")]).await,
+        only
+    );
+    assert!(
+        search(&stack, &[("tag", "other"), ("q", &unique)])
+            .await
+            .is_empty()
+    );
     assert_eq!(search(&stack, &[("organizer", &organizer)]).await, only);
+    // A query naming the organizer reads the organizer's partition and checks the rest.
+    assert_eq!(
+        search(&stack, &[("organizer", &organizer), ("q", "creme")]).await,
+        only
+    );
+    assert!(
+        search(&stack, &[("organizer", &organizer), ("q", "python")])
+            .await
+            .is_empty()
+    );
     assert_eq!(
         search(&stack, &[("q", &unique), ("from", &from), ("to", &to)]).await,
         only

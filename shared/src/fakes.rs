@@ -1104,15 +1104,12 @@ impl crate::ports::SearchIndex for InMemorySearch {
             .filter_map(|(_, entry, event)| {
                 let entry = entry.as_ref()?;
                 let partition_ok = entry.partitions.contains(&query.partition());
-                let tags: Vec<String> = event.tags.iter().map(|t| t.as_str().to_owned()).collect();
                 let in_range = event.starts_at > after
                     && query.from.is_none_or(|f| event.starts_at >= f)
                     && query.to.is_none_or(|t| event.starts_at <= t)
                     && cursor.is_none_or(|c| (event.starts_at, event.id) > (c.starts_at, c.id));
-                (partition_ok
-                    && in_range
-                    && query.matches(&entry.words, &tags, event.organizer_id.as_str()))
-                .then_some(event)
+                (partition_ok && in_range && query.matches(&entry.words, &entry.tags))
+                    .then_some(event)
             })
             .collect();
         found.sort_by_key(|e| (e.starts_at, e.id));

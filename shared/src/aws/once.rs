@@ -265,7 +265,7 @@ impl IndexOnce for DynamoOnce<DynamoSearchIndex> {
             }
             let entry = SearchEntry::of(event);
             let planned =
-                DynamoSearchIndex::requests(event, entry.as_ref(), manifest).and_then(|mut own| {
+                DynamoSearchIndex::requests(entry.as_ref(), manifest).and_then(|mut own| {
                     let write = self.effects.manifest_write(event, entry.as_ref())?;
                     requests.append(&mut own);
                     Ok(write)

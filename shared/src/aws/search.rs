@@ -20,32 +20,57 @@ const PAGE_ITEMS: i32 = 100;
 /// with many words can take 30 chunks or more, and each message of a batch runs concurrently:
 /// unbounded, that is hundreds of connections and requests at once against the table.
 const CONCURRENT_CHUNKS: usize = 4;
-fn list(values: impl IntoIterator<Item = String>) -> AttributeValue {
-    AttributeValue::L(values.into_iter().map(AttributeValue::S).collect())
-}
-
-fn strings(item: &Item, name: &str) -> Vec<String> {
-    item.get(name)
-        .and_then(|v| v.as_l().ok())
-        .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
-        .unwrap_or_default()
-}
-
-/// Words or tags as one string attribute, separated by spaces (neither can hold one). An event
-/// has one entry per partition it is filed under, each with its words and tags: as one string
-/// each is two attribute values to write and sign, where a list was one per word
-/// (BENCHMARKS.md, "search-index in batches").
+/// Values as one string attribute, separated by spaces (no word, tag or partition key can
+/// hold one). An event has one entry per partition it is filed under, each with its words:
+/// as one string they are one attribute value to write and sign, where a list was one per
+/// word (BENCHMARKS.md, "search-index in batches").
 fn spaced<'a>(values: impl Iterator<Item = &'a str>) -> String {
     values.collect::<Vec<_>>().join(" ")
 }
 
-/// The words or tags of an entry: one string of them, or a list as entries were written
-/// before they were joined.
+/// The values of an attribute: one string of them, or a list as items were written before
+/// they were joined.
 fn split(item: &Item, name: &str) -> Vec<String> {
     match item.get(name) {
         Some(AttributeValue::S(joined)) => joined.split_whitespace().map(str::to_owned).collect(),
-        _ => strings(item, name),
+        Some(AttributeValue::L(values)) => values
+            .iter()
+            .filter_map(|v| v.as_s().ok().cloned())
+            .collect(),
+        _ => Vec::new(),
     }
+}
+
+/// Marks a tag among an entry's words: no word holds a `#` (words are letters and digits), so
+/// a tag can never pass for a word, nor a word for a tag.
+const TAG_MARK: char = '#';
+
+/// An entry's words and tags as its `words` attribute holds them: `rust night #rust`. One
+/// attribute where the tags had their own (BENCHMARKS.md, "Stop words and the organizer first").
+fn terms_of(entry: &SearchEntry) -> String {
+    let mut terms = spaced(entry.words.iter().map(String::as_str));
+    for tag in &entry.tags {
+        terms.push(' ');
+        terms.push(TAG_MARK);
+        terms.push_str(tag);
+    }
+    terms
+}
+
+/// The words and the tags of an entry as read: tags from its words (layout 3) or their own
+/// attribute (before).
+fn words_and_tags(item: &Item) -> (BTreeSet<String>, Vec<String>) {
+    let mut words = BTreeSet::new();
+    let mut tags = split(item, "tags");
+    for term in split(item, "words") {
+        match term.strip_prefix(TAG_MARK) {
+            Some(tag) => tags.push(tag.to_owned()),
+            None => {
+                words.insert(term);
+            }
+        }
+    }
+    (words, tags)
 }
 
 fn manifest_key(id: &EventId) -> Item {
@@ -56,9 +81,10 @@ fn manifest_key(id: &EventId) -> Item {
 }
 
 /// Search entries live in the read-model table: one item per (partition, event), keyed
-/// `pk = <partition>`, `sk = <starts_at>#<id>`, with the event's organizer, words and tags for
-/// checking a query's other conditions, and one manifest per event recording what it is filed
-/// under, so an update or cancellation can remove stale entries.
+/// `pk = <partition>`, `sk = <starts_at>#<id>`, with the event's words and tags for checking a
+/// query's other conditions (the organizer is the partition's, when a query names one), and
+/// one manifest per event recording what it is filed under, so an update or cancellation can
+/// remove stale entries.
 #[derive(Debug, Clone)]
 pub struct DynamoSearchIndex {
     client: Client,
@@ -73,10 +99,9 @@ impl DynamoSearchIndex {
         }
     }
 
-    /// The deletes of what `event`'s older version was filed under and is no longer, and the
-    /// puts of its entries now (none for an event that must not be findable).
+    /// The deletes of what the event's older version was filed under and is no longer, and
+    /// the puts of its `entry` now (none for an event that must not be findable).
     pub(crate) fn requests(
-        event: &Event,
         entry: Option<&SearchEntry>,
         manifest: &Manifest,
     ) -> Result<Vec<WriteRequest>, StoreError> {
@@ -103,17 +128,12 @@ impl DynamoSearchIndex {
         }
         if let Some(entry) = entry {
             // Every entry of the event carries the same words and tags: built once, cloned.
-            let words = s(words_of(entry));
-            let tags = s(spaced(event.tags.iter().map(|t| t.as_str())));
-            let organizer = s(event.organizer_id.as_str());
+            let words = s(terms_of(entry));
             for partition in &entry.partitions {
-                // Sized for its five attributes: grown from the key's two, it would rehash.
-                let mut item = Item::with_capacity(5);
+                let mut item = Item::with_capacity(3);
                 item.insert("pk".to_owned(), s(partition));
                 item.insert("sk".to_owned(), s(&entry.sort_key));
-                item.insert("organizer_id".into(), organizer.clone());
                 item.insert("words".into(), words.clone());
-                item.insert("tags".into(), tags.clone());
                 let put = PutRequest::builder()
                     .set_item(Some(item))
                     .build()
@@ -223,7 +243,7 @@ pub(crate) struct Manifest {
     layout: u32,
     sort_key: Option<String>,
     partitions: BTreeSet<String>,
-    /// The entries' words, as written in each; absent before layout 2.
+    /// The entries' `words` attribute, as written in each; absent before layout 2.
     words: Option<String>,
 }
 
@@ -241,7 +261,7 @@ impl Manifest {
                 .and_then(|v| v.as_n().ok()?.parse().ok())
                 .unwrap_or(1),
             sort_key: item.get("sort_key").and_then(|v| v.as_s().ok().cloned()),
-            partitions: strings(item, "partitions").into_iter().collect(),
+            partitions: split(item, "partitions").into_iter().collect(),
             words: item.get("words").and_then(|v| v.as_s().ok().cloned()),
         }
     }
@@ -256,20 +276,15 @@ impl Manifest {
     }
 
     /// Whether the entries this manifest names are `entry`'s, as written. An entry holds its
-    /// partition and sort key, and the event's words, tags and organizer; the partitions name
-    /// every tag (`TAG#`) and the organizer (`ORG#`), and the manifest keeps the words, which
-    /// partitions alone do not tell (words sharing a home share its partition): with all
-    /// three the same, every entry would be written again as it is.
+    /// partition and sort key, and the event's words and tags; the manifest keeps those
+    /// words, which partitions alone do not tell (words sharing a home share its partition,
+    /// and stop words have none): with all three the same, every entry would be written
+    /// again as it is.
     pub(crate) fn files(&self, entry: &SearchEntry) -> bool {
         self.sort_key.as_deref() == Some(entry.sort_key.as_str())
             && self.partitions == entry.partitions
-            && self.words.as_deref() == Some(words_of(entry).as_str())
+            && self.words.as_deref() == Some(terms_of(entry).as_str())
     }
-}
-
-/// An entry's words as one string, as each entry and the manifest hold them.
-fn words_of(entry: &SearchEntry) -> String {
-    spaced(entry.words.iter().map(String::as_str))
 }
 
 /// The manifest's guard: only a newer version replaces it, or the same version filed in an
@@ -302,8 +317,13 @@ fn manifest_item(event: &Event, entry: Option<&SearchEntry>) -> Item {
     );
     if let Some(entry) = entry {
         manifest.insert("sort_key".into(), s(&entry.sort_key));
-        manifest.insert("partitions".into(), list(entry.partitions.iter().cloned()));
-        manifest.insert("words".into(), s(words_of(entry)));
+        // One string, not a list of one value per partition: the manifests of a batch go in
+        // one transaction, and this was most of its attribute values.
+        manifest.insert(
+            "partitions".into(),
+            s(spaced(entry.partitions.iter().map(String::as_str))),
+        );
+        manifest.insert("words".into(), s(terms_of(entry)));
     }
     manifest
 }
@@ -336,7 +356,7 @@ impl SearchIndex for DynamoSearchIndex {
             return Ok(Applied::Stale);
         }
         let entry = SearchEntry::of(event);
-        self.write(Self::requests(event, entry.as_ref(), &manifest)?)
+        self.write(Self::requests(entry.as_ref(), &manifest)?)
             .await?;
         let put = self.manifest_put(event, entry.as_ref())?;
         let written = self
@@ -412,12 +432,7 @@ impl SearchIndex for DynamoSearchIndex {
                     .and_then(|v| v.as_s().ok())
                     .cloned()
                     .unwrap_or_default();
-                let words: BTreeSet<String> = split(&item, "words").into_iter().collect();
-                let organizer = item
-                    .get("organizer_id")
-                    .and_then(|v| v.as_s().ok())
-                    .cloned()
-                    .unwrap_or_default();
+                let (words, tags) = words_and_tags(&item);
                 // The id ends the sort key; entries written before it was left out of them
                 // also carry it as `event_id`.
                 let id = item
@@ -426,9 +441,7 @@ impl SearchIndex for DynamoSearchIndex {
                     .map(String::as_str)
                     .or_else(|| sk.split_once('#').map(|(_, id)| id))
                     .and_then(|id| EventId::parse("event_id", id).ok());
-                if let Some(id) =
-                    id.filter(|_| query.matches(&words, &split(&item, "tags"), &organizer))
-                {
+                if let Some(id) = id.filter(|_| query.matches(&words, &tags)) {
                     ids.push(id);
                 }
                 last_seen = Some(sk);
@@ -468,6 +481,11 @@ mod tests {
         Visibility,
     };
 
+    /// A list attribute, as manifests held their partitions before layout 3.
+    fn list(values: impl IntoIterator<Item = String>) -> AttributeValue {
+        AttributeValue::L(values.into_iter().map(AttributeValue::S).collect())
+    }
+
     fn event() -> Event {
         let now = Timestamp::now();
         let draft = EventDraft {
@@ -492,7 +510,7 @@ mod tests {
         let manifest = Manifest::of(Some(&manifest_item(before, filed.as_ref())));
         let entry = SearchEntry::of(&after);
 
-        let requests = DynamoSearchIndex::requests(&after, entry.as_ref(), &manifest).unwrap();
+        let requests = DynamoSearchIndex::requests(entry.as_ref(), &manifest).unwrap();
 
         let deletes = requests
             .iter()
@@ -500,6 +518,51 @@ mod tests {
             .count();
         let partitions = entry.map_or(0, |e| e.partitions.len());
         ((deletes, requests.len() - deletes), partitions)
+    }
+
+    #[test]
+    fn an_entry_holds_its_words_and_tags_and_not_its_organizer() {
+        let event = event();
+        let entry = SearchEntry::of(&event).unwrap();
+
+        let requests = DynamoSearchIndex::requests(Some(&entry), &Manifest::default()).unwrap();
+
+        assert_eq!(requests.len(), entry.partitions.len());
+        for request in &requests {
+            let item = &request.put_request.as_ref().unwrap().item;
+            let mut names: Vec<&str> = item.keys().map(String::as_str).collect();
+            names.sort_unstable();
+            assert_eq!(names, ["pk", "sk", "words"]);
+            let (words, tags) = words_and_tags(item);
+            assert_eq!(words, entry.words);
+            assert_eq!(tags, ["rust"]);
+        }
+    }
+
+    #[test]
+    fn an_entry_written_before_layout_3_is_read_with_its_own_tags() {
+        let joined = HashMap::from([
+            ("words".to_owned(), s("rust night")),
+            ("tags".to_owned(), s("rust aws-lambda")),
+        ]);
+        let listed = HashMap::from([
+            (
+                "words".to_owned(),
+                list(["rust".to_owned(), "night".to_owned()]),
+            ),
+            ("tags".to_owned(), list(["rust".to_owned()])),
+        ]);
+
+        let (words, tags) = words_and_tags(&joined);
+        let (listed_words, listed_tags) = words_and_tags(&listed);
+
+        assert_eq!(
+            words,
+            BTreeSet::from(["night".to_owned(), "rust".to_owned()])
+        );
+        assert_eq!(tags, ["rust", "aws-lambda"]);
+        assert_eq!(listed_words, words);
+        assert_eq!(listed_tags, ["rust"]);
     }
 
     #[test]
@@ -565,7 +628,7 @@ mod tests {
 
         // Act
         let manifest = Manifest::of(Some(&older));
-        let requests = DynamoSearchIndex::requests(&event, Some(&entry), &manifest).unwrap();
+        let requests = DynamoSearchIndex::requests(Some(&entry), &manifest).unwrap();
 
         // Assert: not covered, its word partition deleted, every entry written; then covered.
         assert!(!manifest.covers(&event));

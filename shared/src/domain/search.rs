@@ -12,6 +12,12 @@
 //! its prefixes: before [`SEARCH_LAYOUT`] 2 every word also had a `TERM#` partition of its own,
 //! 26 entries per event of the benchmarks' fixture where homes make 20 (BENCHMARKS.md, "Words
 //! filed at home"). A home is shared by the words it prefixes, so a query checks the exact word.
+//!
+//! [`STOP_WORDS`] ("and", "the", ...) are not filed anywhere, as search engines leave them out
+//! of their indexes: "and" alone had an entry for nearly every event. They stay among an
+//! entry's words, so a query naming one still finds exactly what it did; it only never reads a
+//! partition a stop word would have been filed in (BENCHMARKS.md, "Stop words and the
+//! organizer first").
 
 use std::collections::BTreeSet;
 
@@ -30,8 +36,17 @@ pub const PREFIX_LEVELS: [usize; 3] = [3, 5, 8];
 /// How entries are laid out: a release that files events under other partitions bumps it, so
 /// the rebuild (and each event's next version) files every event again, and the manifests
 /// say which layout their entries are in. 1 (implicit, no attribute): every word under
-/// `TERM#<word>`. 2: every word at its home.
-pub const SEARCH_LAYOUT: u32 = 2;
+/// `TERM#<word>`. 2: every word at its home. 3: stop words filed nowhere; entries without the
+/// organizer (read from `ORG#` only) and with the tags among the words.
+pub const SEARCH_LAYOUT: u32 = 3;
+/// Words too common to be worth a partition: short English function words, sorted. Kept
+/// short on purpose: a query prefix that begins one of them ("the", "fro") cannot read its
+/// prefix partition (an event whose only such word is the stop word is not filed there), and
+/// falls back to a broader one. Words a meetup may be about ("it", "go", "c") are not here.
+pub const STOP_WORDS: [&str; 19] = [
+    "a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "in", "is", "it", "of", "on",
+    "or", "the", "to", "with",
+];
 /// Distinct words indexed per event (title, venue and tags first, then description).
 pub const MAX_WORDS: usize = 60;
 /// Words of a query.
@@ -49,6 +64,10 @@ pub fn words(text: &str) -> Vec<String> {
         .filter(|w| !w.is_empty())
         .map(str::to_owned)
         .collect()
+}
+
+fn is_stop_word(word: &str) -> bool {
+    STOP_WORDS.binary_search(&word).is_ok()
 }
 
 /// The prefix partition at the longest level `text` reaches; none below the first level.
@@ -89,8 +108,10 @@ pub struct SearchEntry {
     pub partitions: BTreeSet<String>,
     /// Sort key inside every partition.
     pub sort_key: String,
-    /// Every indexed word, for checking multi-word queries.
+    /// Every indexed word (stop words too), for checking multi-word queries.
     pub words: BTreeSet<String>,
+    /// The event's tags, for checking a query's tag outside `TAG#`.
+    pub tags: Vec<String>,
 }
 
 impl SearchEntry {
@@ -111,7 +132,9 @@ impl SearchEntry {
                 break;
             }
             all_words.insert(word.clone());
-            partitions.extend(prefixes(word).map(|p| format!("PREFIX#{p}")));
+            if !is_stop_word(word) {
+                partitions.extend(prefixes(word).map(|p| format!("PREFIX#{p}")));
+            }
         }
         for word in words(event.description.as_str()) {
             if all_words.len() >= MAX_WORDS {
@@ -121,7 +144,12 @@ impl SearchEntry {
         }
         // A short-text word's home is among its prefixes already; a description word (or one
         // under three characters) adds its own.
-        partitions.extend(all_words.iter().map(|w| home(w)));
+        partitions.extend(
+            all_words
+                .iter()
+                .filter(|w| !is_stop_word(w))
+                .map(|w| home(w)),
+        );
         partitions.extend(event.tags.iter().map(|t| format!("TAG#{}", t.as_str())));
         partitions.insert(format!("ORG#{}", event.organizer_id));
         partitions.insert("ALL".to_owned());
@@ -129,6 +157,7 @@ impl SearchEntry {
             partitions,
             sort_key: format!("{}#{}", event.starts_at, event.id),
             words: all_words,
+            tags: event.tags.iter().map(|t| t.as_str().to_owned()).collect(),
         })
     }
 }
@@ -171,12 +200,27 @@ impl SearchQuery {
             && self.to.is_none()
     }
 
-    /// The partition to read: the most selective condition that has one. Of the words' homes
-    /// and the prefix's level, the one indexing the most characters (the first on a tie): a
-    /// query `a rust meetup` reads `PREFIX#meetu`, not `TERM#a`.
+    /// The partition to read. The organizer's, when the query names one: an organizer has
+    /// few events, and entries elsewhere do not say whose they are (a fifth of an entry's
+    /// bytes). Otherwise the most selective condition that has one: of the words' homes and
+    /// the prefix's level, the one indexing the most characters (the first on a tie), so a
+    /// query `a rust meetup` reads `PREFIX#meetu`, not `TERM#a`. A stop word is filed nowhere,
+    /// and a prefix that begins one (`the`) would miss the events it matches through that stop
+    /// word: neither is a candidate.
     pub fn partition(&self) -> String {
-        let words = self.words.iter().map(|w| home(w));
-        let prefix = self.prefix.as_deref().and_then(longest_prefix);
+        if let Some(organizer) = &self.organizer {
+            return format!("ORG#{organizer}");
+        }
+        let words = self
+            .words
+            .iter()
+            .filter(|w| !is_stop_word(w))
+            .map(|w| home(w));
+        let prefix = self
+            .prefix
+            .as_deref()
+            .filter(|p| !STOP_WORDS.iter().any(|s| s.starts_with(p)))
+            .and_then(longest_prefix);
         let mut best: Option<String> = None;
         for candidate in words.chain(prefix) {
             if best
@@ -192,14 +236,12 @@ impl SearchQuery {
         if let Some(tag) = &self.tag {
             return format!("TAG#{}", tag.as_str());
         }
-        if let Some(organizer) = &self.organizer {
-            return format!("ORG#{organizer}");
-        }
         "ALL".to_owned()
     }
 
-    /// Whether an entry read from [`Self::partition`] meets every condition.
-    pub fn matches(&self, words: &BTreeSet<String>, tags: &[String], organizer: &str) -> bool {
+    /// Whether an entry read from [`Self::partition`] meets every condition. The organizer
+    /// is not among them: a query naming one reads only the organizer's partition.
+    pub fn matches(&self, words: &BTreeSet<String>, tags: &[String]) -> bool {
         self.words.iter().all(|w| words.contains(w))
             && self
                 .prefix
@@ -209,10 +251,6 @@ impl SearchQuery {
                 .tag
                 .as_ref()
                 .is_none_or(|t| tags.iter().any(|x| x == t.as_str()))
-            && self
-                .organizer
-                .as_ref()
-                .is_none_or(|o| o.as_str() == organizer)
     }
 }
 
@@ -316,10 +354,10 @@ mod tests {
 
         assert_eq!(query("rust").partition(), "PREFIX#night");
         assert!(entry.partitions.contains(&query("rust").partition()));
-        assert!(query("rust").matches(&entry.words, &[], "org-1"));
+        assert!(query("rust").matches(&entry.words, &[]));
         assert_eq!(query("rusty").partition(), "PREFIX#rusty");
         assert!(
-            !query("rus").matches(&entry.words, &[], "org-1"),
+            !query("rus").matches(&entry.words, &[]),
             "a home holds every word it prefixes: the word itself is checked"
         );
     }
@@ -352,13 +390,13 @@ mod tests {
             "PREFIX#caf",
             "the word's home before the prefix's"
         );
-        assert!(query.matches(&entry.words, &[], "org-1"));
+        assert!(query.matches(&entry.words, &[]));
         let other = SearchQuery {
             words: vec!["cafe".into()],
             prefix: Some("pyth".into()),
             ..Default::default()
         };
-        assert!(!other.matches(&entry.words, &[], "org-1"));
+        assert!(!other.matches(&entry.words, &[]));
     }
 
     #[test]
@@ -396,10 +434,76 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(between.partition(), "PREFIX#int");
-        assert!(between.matches(&entry.words, &[], "org-1"));
-        assert!(long.matches(&entry.words, &[], "org-1"));
+        assert!(between.matches(&entry.words, &[]));
+        assert!(long.matches(&entry.words, &[]));
         assert_eq!(short.partition(), "ALL");
-        assert!(short.matches(&entry.words, &[], "org-1"));
+        assert!(short.matches(&entry.words, &[]));
+    }
+
+    #[test]
+    fn stop_words_are_filed_nowhere_but_stay_among_the_words() {
+        let entry = SearchEntry::of(&event(
+            "The Rust and Go night",
+            "Pizza for all",
+            &[],
+            Visibility::Public,
+        ))
+        .unwrap();
+
+        for stop in ["PREFIX#the", "PREFIX#and", "PREFIX#for"] {
+            assert!(!entry.partitions.contains(stop), "{stop} is a stop word's");
+        }
+        assert!(entry.partitions.contains("TERM#go") && entry.partitions.contains("PREFIX#all"));
+        for word in ["the", "and", "for"] {
+            assert!(entry.words.contains(word), "{word} is still checked");
+        }
+    }
+
+    #[test]
+    fn the_stop_words_are_sorted_as_their_binary_search_needs() {
+        assert!(STOP_WORDS.is_sorted());
+        assert!(STOP_WORDS.iter().all(|w| is_stop_word(w)));
+    }
+
+    #[test]
+    fn a_query_never_reads_a_partition_a_stop_word_would_be_filed_in() {
+        let entry = SearchEntry::of(&event("The Rust night", "", &[], Visibility::Public)).unwrap();
+
+        // A stop word's home, or a prefix that begins one, would miss this event: "the" is its
+        // only word beginning "the".
+        assert_eq!(typed("rust the").partition(), "PREFIX#rus");
+        assert_eq!(typed("the").partition(), "ALL");
+        assert_eq!(typed("the ru").partition(), "ALL");
+        assert!(typed("the ru").matches(&entry.words, &[]));
+        assert_eq!(
+            typed("andr").partition(),
+            "PREFIX#and",
+            "no stop word begins with andr"
+        );
+        let tagged = SearchQuery {
+            tag: Some(Tag::parse("tag", "rust").unwrap()),
+            ..typed("the")
+        };
+        assert_eq!(tagged.partition(), "TAG#rust");
+    }
+
+    #[test]
+    fn a_query_naming_an_organizer_reads_only_the_organizers_partition() {
+        let entry =
+            SearchEntry::of(&event("Rust Night", "", &["rust"], Visibility::Public)).unwrap();
+        let query = SearchQuery {
+            organizer: Some(UserId::parse("organizer", "org-1").unwrap()),
+            tag: Some(Tag::parse("tag", "rust").unwrap()),
+            ..typed("rust nig")
+        };
+
+        assert_eq!(query.partition(), "ORG#org-1");
+        assert!(entry.partitions.contains(&query.partition()));
+        assert!(query.matches(&entry.words, &entry.tags));
+        assert!(
+            !query.matches(&entry.words, &[]),
+            "its tag is still checked"
+        );
     }
 
     #[test]
