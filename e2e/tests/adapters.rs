@@ -664,7 +664,10 @@ async fn entries_written_with_lists_of_words_and_tags_are_still_found_and_checke
     dynamo
         .put_item()
         .table_name(&table)
-        .item("pk", AttributeValue::S(query("kept").partition()))
+        .item(
+            "pk",
+            AttributeValue::S(query("kept").partition().expect("a word has a partition")),
+        )
         .item(
             "sk",
             AttributeValue::S(format!("{}#{}", event.starts_at, event.id)),

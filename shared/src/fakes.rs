@@ -1098,12 +1098,17 @@ impl crate::ports::SearchIndex for InMemorySearch {
         limit: u16,
         cursor: Option<Cursor>,
     ) -> Result<Page<EventId>, StoreError> {
+        let Some(partition) = query.partition() else {
+            return Err(StoreError::Corrupt(
+                "a query no partition narrows reads the listing, not the index".to_owned(),
+            ));
+        };
         let entries = self.entries.lock().unwrap();
         let mut found: Vec<&Event> = entries
             .values()
             .filter_map(|(_, entry, event)| {
                 let entry = entry.as_ref()?;
-                let partition_ok = entry.partitions.contains(&query.partition());
+                let partition_ok = entry.partitions.contains(&partition);
                 let in_range = event.starts_at > after
                     && query.from.is_none_or(|f| event.starts_at >= f)
                     && query.to.is_none_or(|t| event.starts_at <= t)

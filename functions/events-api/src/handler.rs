@@ -1546,6 +1546,68 @@ mod tests {
         assert_eq!(fields, ["from", "tag"]);
     }
 
+    #[tokio::test]
+    async fn a_search_no_index_partition_narrows_reads_the_listing_and_checks_each_event() {
+        // Arrange: two listed events, the later one a day after; the index has neither, so
+        // only the listing can answer.
+        let h = harness();
+        let mut rust = valid_body();
+        rust["title"] = json!("The Rust meetup");
+        let rust = create(&h, "owner", rust).await;
+        let mut python = valid_body();
+        python["title"] = json!("Python evening");
+        python["starts_at"] = json!(in_days(8, 0));
+        python["ends_at"] = json!(in_days(8, 3));
+        let python = create(&h, "owner", python).await;
+        for event in [&rust, &python] {
+            h.app.read_model.apply(event).await.unwrap();
+        }
+        let ids = |r: &Response<Body>| -> Vec<String> {
+            json_of(r)["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["id"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let window = [("from", in_days(6, 0)), ("to", in_days(9, 0))];
+        let window: Vec<(&str, &str)> = window.iter().map(|(k, v)| (*k, v.as_str())).collect();
+
+        // Act
+        let short = h.app.handle(get("/events", &[("q", "py")], None)).await;
+        let stop_word = h.app.handle(get("/events", &[("q", "the")], None)).await;
+        let dates = h.app.handle(get("/events", &window, None)).await;
+        let first = h
+            .app
+            .handle(get(
+                "/events",
+                &[&window[..], &[("limit", "1")]].concat(),
+                None,
+            ))
+            .await;
+        let cursor = json_of(&first)["next_cursor"].as_str().unwrap().to_owned();
+        let second = h
+            .app
+            .handle(get(
+                "/events",
+                &[&window[..], &[("limit", "1"), ("cursor", &cursor)]].concat(),
+                None,
+            ))
+            .await;
+        let too_early = h
+            .app
+            .handle(get("/events", &[("to", &in_days(6, 0))], None))
+            .await;
+
+        // Assert
+        assert_eq!(ids(&short), [python.id.to_string()]);
+        assert_eq!(ids(&stop_word), [rust.id.to_string()]);
+        assert_eq!(ids(&dates), [rust.id.to_string(), python.id.to_string()]);
+        assert_eq!(ids(&first), [rust.id.to_string()]);
+        assert_eq!(ids(&second), [python.id.to_string()]);
+        assert!(ids(&too_early).is_empty());
+    }
+
     async fn post_keyed<R: EventReader>(
         h: &Harness<R>,
         token: &str,

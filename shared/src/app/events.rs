@@ -3,7 +3,8 @@
 use crate::domain::{Event, EventDraft, EventId, Timestamp, UserId};
 use crate::envelope::{CorrelationId, DomainEvent, Envelope};
 use crate::ports::{
-    Consistency, EventReader, EventStore, EventView, Page, PageRequest, StoreError, ViewedEvent,
+    Consistency, Cursor, EventReader, EventStore, EventView, Page, PageRequest, StoreError,
+    ViewedEvent,
 };
 
 /// The CloudEvents `source` of everything the events API emits.
@@ -286,14 +287,24 @@ pub async fn my_rsvps(
     Ok(events)
 }
 
+/// Pages of the listing one search reads at most before answering with what it has (and a
+/// cursor to go on), as a search of the index does: bounded work per request whatever the
+/// query.
+const LISTING_PAGES: usize = 10;
+const LISTING_PAGE_ITEMS: u16 = 100;
+
 /// Searches events (`q`, `tag`, `organizer`, `from`, `to`) through the search index, then
-/// reads the matches from the read model, in start order.
+/// reads the matches from the read model, in start order. A query no index partition narrows
+/// (dates alone, a last word under three characters) reads the read model's listing instead.
 pub async fn search_events(
     index: &impl crate::ports::SearchIndex,
     read_model: &impl EventReader,
     query: &crate::domain::SearchQuery,
     page: PageRequest,
 ) -> Result<Page<Event>, StoreError> {
+    if query.partition().is_none() {
+        return search_listing(read_model, query, page).await;
+    }
     let found = index
         .search(query, page.after, page.limit, page.cursor)
         .await?;
@@ -307,5 +318,54 @@ pub async fn search_events(
     Ok(Page {
         items: events,
         next: found.next,
+    })
+}
+
+/// The listing of every upcoming public event, in start order from `from` to `to`, each event
+/// checked against the rest of `query`: what the index's `ALL` partition was, without one
+/// more entry per event (BENCHMARKS.md, "Stop words and the organizer first"). Its events are
+/// read once, where the index's matches are read again by id.
+async fn search_listing(
+    read_model: &impl EventReader,
+    query: &crate::domain::SearchQuery,
+    page: PageRequest,
+) -> Result<Page<Event>, StoreError> {
+    let mut request = PageRequest {
+        // `from` is inclusive and `after` strict: a second earlier, then checked exactly.
+        after: query
+            .from
+            .map_or(page.after, |from| page.after.max(from.plus_seconds(-1))),
+        limit: LISTING_PAGE_ITEMS,
+        cursor: page.cursor,
+    };
+    let mut items = Vec::new();
+    for _ in 0..LISTING_PAGES {
+        let listed = read_model.list_upcoming(request).await?;
+        for event in listed.items {
+            if query.to.is_some_and(|to| event.starts_at > to) {
+                return Ok(Page { items, next: None });
+            }
+            let seen = Cursor {
+                starts_at: event.starts_at,
+                id: event.id,
+            };
+            if query.from.is_none_or(|from| event.starts_at >= from) && query.admits(&event) {
+                items.push(event);
+                if items.len() >= usize::from(page.limit) {
+                    return Ok(Page {
+                        items,
+                        next: Some(seen),
+                    });
+                }
+            }
+            request.cursor = Some(seen);
+        }
+        if listed.next.is_none() {
+            return Ok(Page { items, next: None });
+        }
+    }
+    Ok(Page {
+        items,
+        next: request.cursor,
     })
 }

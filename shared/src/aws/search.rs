@@ -388,7 +388,11 @@ impl SearchIndex for DynamoSearchIndex {
         limit: u16,
         cursor: Option<Cursor>,
     ) -> Result<Page<EventId>, StoreError> {
-        let partition = query.partition();
+        let Some(partition) = query.partition() else {
+            return Err(StoreError::Corrupt(
+                "a query no partition narrows reads the listing, not the index".to_owned(),
+            ));
+        };
         // Sort keys are `<starts_at>#<id>`: "~" sorts after every id character, "\u{1}"
         // right after a given key, so the bounds below are exact.
         let mut low = format!("{after}#~");

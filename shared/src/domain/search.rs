@@ -4,9 +4,12 @@
 //! prefix match on the query's last word (`rus` finds `rust`). Each listed event is filed
 //! under a handful of partitions: each of its words at its *home* (the word's prefix at the
 //! longest of [`PREFIX_LEVELS`] it reaches, or the whole word if shorter than the first), the
-//! prefixes of its short-text words at every level, each tag, its organizer, and "all"; entries
-//! are sorted by `starts_at#id`. A query reads the one most selective partition in start order
-//! and checks the rest of its conditions on each entry.
+//! prefixes of its short-text words at every level, each tag, and its organizer; entries are
+//! sorted by `starts_at#id`. A query reads the one most selective partition in start order and
+//! checks the rest of its conditions on each entry. A query no partition narrows (dates alone,
+//! a last word under three characters) reads the read model's listing of every upcoming public
+//! event instead, and checks each event ([`SearchQuery::admits`]): the index keeps no
+//! partition of every event, the listing already being one.
 //!
 //! A word's home is one of its own prefix partitions, so a title word costs no entry beyond
 //! its prefixes: before [`SEARCH_LAYOUT`] 2 every word also had a `TERM#` partition of its own,
@@ -37,7 +40,8 @@ pub const PREFIX_LEVELS: [usize; 3] = [3, 5, 8];
 /// the rebuild (and each event's next version) files every event again, and the manifests
 /// say which layout their entries are in. 1 (implicit, no attribute): every word under
 /// `TERM#<word>`. 2: every word at its home. 3: stop words filed nowhere; entries without the
-/// organizer (read from `ORG#` only) and with the tags among the words.
+/// organizer (read from `ORG#` only) and with the tags among the words; no `ALL` partition
+/// (the listing serves those queries).
 pub const SEARCH_LAYOUT: u32 = 3;
 /// Words too common to be worth a partition: short English function words, sorted. Kept
 /// short on purpose: a query prefix that begins one of them ("the", "fro") cannot read its
@@ -104,7 +108,7 @@ fn prefixes(word: &str) -> impl Iterator<Item = String> + '_ {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SearchEntry {
     /// Partition keys (`PREFIX#..`, `TERM#..` for words under three characters, `TAG#..`,
-    /// `ORG#..`, `ALL`).
+    /// `ORG#..`).
     pub partitions: BTreeSet<String>,
     /// Sort key inside every partition.
     pub sort_key: String,
@@ -152,7 +156,6 @@ impl SearchEntry {
         );
         partitions.extend(event.tags.iter().map(|t| format!("TAG#{}", t.as_str())));
         partitions.insert(format!("ORG#{}", event.organizer_id));
-        partitions.insert("ALL".to_owned());
         Some(Self {
             partitions,
             sort_key: format!("{}#{}", event.starts_at, event.id),
@@ -206,10 +209,11 @@ impl SearchQuery {
     /// the prefix's level, the one indexing the most characters (the first on a tie), so a
     /// query `a rust meetup` reads `PREFIX#meetu`, not `TERM#a`. A stop word is filed nowhere,
     /// and a prefix that begins one (`the`) would miss the events it matches through that stop
-    /// word: neither is a candidate.
-    pub fn partition(&self) -> String {
+    /// word: neither is a candidate. None when no condition has a partition: the query reads
+    /// the listing.
+    pub fn partition(&self) -> Option<String> {
         if let Some(organizer) = &self.organizer {
-            return format!("ORG#{organizer}");
+            return Some(format!("ORG#{organizer}"));
         }
         let words = self
             .words
@@ -230,13 +234,27 @@ impl SearchQuery {
                 best = Some(candidate);
             }
         }
-        if let Some(best) = best {
-            return best;
+        best.or_else(|| self.tag.as_ref().map(|tag| format!("TAG#{}", tag.as_str())))
+    }
+
+    /// Whether `event` meets every condition but the dates, from its own words: for a query
+    /// that reads the listing ([`Self::partition`] is None), whose events the index did not
+    /// check. Only listed events can.
+    pub fn admits(&self, event: &Event) -> bool {
+        if self.words.is_empty() && self.prefix.is_none() && self.tag.is_none() {
+            return event.is_listed_publicly()
+                && self
+                    .organizer
+                    .as_ref()
+                    .is_none_or(|o| *o == event.organizer_id);
         }
-        if let Some(tag) = &self.tag {
-            return format!("TAG#{}", tag.as_str());
-        }
-        "ALL".to_owned()
+        SearchEntry::of(event).is_some_and(|entry| {
+            self.matches(&entry.words, &entry.tags)
+                && self
+                    .organizer
+                    .as_ref()
+                    .is_none_or(|o| *o == event.organizer_id)
+        })
     }
 
     /// Whether an entry read from [`Self::partition`] meets every condition. The organizer
@@ -292,7 +310,7 @@ mod tests {
     }
 
     #[test]
-    fn an_event_is_filed_under_its_words_homes_prefixes_tags_organizer_and_all() {
+    fn an_event_is_filed_under_its_words_homes_prefixes_tags_and_organizer() {
         let entry = SearchEntry::of(&event(
             "Rust Night",
             "Talks about async AI",
@@ -313,7 +331,6 @@ mod tests {
             "PREFIX#mulle",
             "TAG#systems",
             "ORG#org-1",
-            "ALL",
         ] {
             assert!(
                 entry.partitions.contains(key),
@@ -352,10 +369,14 @@ mod tests {
             ..Default::default()
         };
 
-        assert_eq!(query("rust").partition(), "PREFIX#night");
-        assert!(entry.partitions.contains(&query("rust").partition()));
+        assert_eq!(query("rust").partition().as_deref(), Some("PREFIX#night"));
+        assert!(
+            entry
+                .partitions
+                .contains(&query("rust").partition().unwrap())
+        );
         assert!(query("rust").matches(&entry.words, &[]));
-        assert_eq!(query("rusty").partition(), "PREFIX#rusty");
+        assert_eq!(query("rusty").partition().as_deref(), Some("PREFIX#rusty"));
         assert!(
             !query("rus").matches(&entry.words, &[]),
             "a home holds every word it prefixes: the word itself is checked"
@@ -370,8 +391,8 @@ mod tests {
             ..typed("go ai")
         };
 
-        assert_eq!(query.partition(), "PREFIX#meetu");
-        assert_eq!(short.partition(), "TERM#go");
+        assert_eq!(query.partition().as_deref(), Some("PREFIX#meetu"));
+        assert_eq!(short.partition().as_deref(), Some("TERM#go"));
     }
 
     #[test]
@@ -386,8 +407,8 @@ mod tests {
         let entry = SearchEntry::of(&event("Rust Night", "", &[], Visibility::Public)).unwrap();
 
         assert_eq!(
-            query.partition(),
-            "PREFIX#caf",
+            query.partition().as_deref(),
+            Some("PREFIX#caf"),
             "the word's home before the prefix's"
         );
         assert!(query.matches(&entry.words, &[]));
@@ -417,26 +438,26 @@ mod tests {
             ..Default::default()
         };
 
-        assert_eq!(long.partition(), "PREFIX#internat");
+        assert_eq!(long.partition().as_deref(), Some("PREFIX#internat"));
         let between = SearchQuery {
             prefix: Some("internatio".into()),
             ..Default::default()
         };
-        assert_eq!(between.partition(), "PREFIX#internat");
+        assert_eq!(between.partition().as_deref(), Some("PREFIX#internat"));
         let between = SearchQuery {
             prefix: Some("inter".into()),
             ..Default::default()
         };
-        assert_eq!(between.partition(), "PREFIX#inter");
+        assert_eq!(between.partition().as_deref(), Some("PREFIX#inter"));
         assert!(entry.partitions.contains("PREFIX#inter"));
         let between = SearchQuery {
             prefix: Some("inte".into()),
             ..Default::default()
         };
-        assert_eq!(between.partition(), "PREFIX#int");
+        assert_eq!(between.partition().as_deref(), Some("PREFIX#int"));
         assert!(between.matches(&entry.words, &[]));
         assert!(long.matches(&entry.words, &[]));
-        assert_eq!(short.partition(), "ALL");
+        assert_eq!(short.partition(), None);
         assert!(short.matches(&entry.words, &[]));
     }
 
@@ -471,20 +492,20 @@ mod tests {
 
         // A stop word's home, or a prefix that begins one, would miss this event: "the" is its
         // only word beginning "the".
-        assert_eq!(typed("rust the").partition(), "PREFIX#rus");
-        assert_eq!(typed("the").partition(), "ALL");
-        assert_eq!(typed("the ru").partition(), "ALL");
+        assert_eq!(typed("rust the").partition().as_deref(), Some("PREFIX#rus"));
+        assert_eq!(typed("the").partition(), None);
+        assert_eq!(typed("the ru").partition(), None);
         assert!(typed("the ru").matches(&entry.words, &[]));
         assert_eq!(
-            typed("andr").partition(),
-            "PREFIX#and",
+            typed("andr").partition().as_deref(),
+            Some("PREFIX#and"),
             "no stop word begins with andr"
         );
         let tagged = SearchQuery {
             tag: Some(Tag::parse("tag", "rust").unwrap()),
             ..typed("the")
         };
-        assert_eq!(tagged.partition(), "TAG#rust");
+        assert_eq!(tagged.partition().as_deref(), Some("TAG#rust"));
     }
 
     #[test]
@@ -497,13 +518,35 @@ mod tests {
             ..typed("rust nig")
         };
 
-        assert_eq!(query.partition(), "ORG#org-1");
-        assert!(entry.partitions.contains(&query.partition()));
+        assert_eq!(query.partition().as_deref(), Some("ORG#org-1"));
+        assert!(entry.partitions.contains(&query.partition().unwrap()));
         assert!(query.matches(&entry.words, &entry.tags));
         assert!(
             !query.matches(&entry.words, &[]),
             "its tag is still checked"
         );
+    }
+
+    #[test]
+    fn a_query_reading_the_listing_admits_only_listed_events_meeting_its_conditions() {
+        let rust = event("The Rust night", "Talks", &["rust"], Visibility::Public);
+        let private = event("Rust", "", &[], Visibility::Private);
+        let dates_only = SearchQuery::default();
+        let short = typed("ru");
+        let stop_words = typed("the ta");
+
+        assert!(dates_only.admits(&rust) && !dates_only.admits(&private));
+        assert!(short.admits(&rust) && !short.admits(&private));
+        assert!(
+            stop_words.admits(&rust),
+            "a stop word checked, the prefix among all words"
+        );
+        assert!(!typed("and ru").admits(&rust));
+        let tagged = SearchQuery {
+            tag: Some(Tag::parse("tag", "go").unwrap()),
+            ..typed("ru")
+        };
+        assert!(!tagged.admits(&rust));
     }
 
     #[test]
