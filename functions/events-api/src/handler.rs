@@ -1396,13 +1396,10 @@ mod tests {
             .handle(with_method("GET", "/me/rsvps", &h.token("ada"), None, None))
             .await;
 
-        let ids: Vec<String> = json_of(&response)["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["id"].as_str().unwrap().to_owned())
-            .collect();
-        assert_eq!(ids, [first.id.to_string(), second.id.to_string()]);
+        assert_eq!(
+            listed_ids(&response),
+            [first.id.to_string(), second.id.to_string()]
+        );
     }
 
     #[tokio::test]
@@ -1484,6 +1481,16 @@ mod tests {
         assert_eq!(problem_fields(&too_long), ["from"]);
     }
 
+    /// The ids of a listing's events, in order.
+    fn listed_ids(response: &Response<Body>) -> Vec<String> {
+        json_of(response)["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
     #[tokio::test]
     async fn search_combines_words_prefix_tag_and_dates_and_names_bad_parameters() {
         let h = harness();
@@ -1499,14 +1506,6 @@ mod tests {
             h.app.read_model.apply(event).await.unwrap();
             h.app.search.index(event).await.unwrap();
         }
-        let ids = |r: &Response<Body>| -> Vec<String> {
-            json_of(r)["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|e| e["id"].as_str().unwrap().to_owned())
-                .collect()
-        };
 
         let by_words = h
             .app
@@ -1537,10 +1536,10 @@ mod tests {
             ))
             .await;
 
-        assert_eq!(ids(&by_words), [cafe.id.to_string()]);
-        assert_eq!(ids(&by_tag), [other.id.to_string()]);
-        assert!(ids(&none).is_empty());
-        assert!(ids(&too_late).is_empty());
+        assert_eq!(listed_ids(&by_words), [cafe.id.to_string()]);
+        assert_eq!(listed_ids(&by_tag), [other.id.to_string()]);
+        assert!(listed_ids(&none).is_empty());
+        assert!(listed_ids(&too_late).is_empty());
         let mut fields = problem_fields(&bad);
         fields.sort();
         assert_eq!(fields, ["from", "tag"]);
@@ -1562,14 +1561,6 @@ mod tests {
         for event in [&rust, &python] {
             h.app.read_model.apply(event).await.unwrap();
         }
-        let ids = |r: &Response<Body>| -> Vec<String> {
-            json_of(r)["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|e| e["id"].as_str().unwrap().to_owned())
-                .collect()
-        };
         let window = [("from", in_days(6, 0)), ("to", in_days(9, 0))];
         let window: Vec<(&str, &str)> = window.iter().map(|(k, v)| (*k, v.as_str())).collect();
 
@@ -1600,12 +1591,15 @@ mod tests {
             .await;
 
         // Assert
-        assert_eq!(ids(&short), [python.id.to_string()]);
-        assert_eq!(ids(&stop_word), [rust.id.to_string()]);
-        assert_eq!(ids(&dates), [rust.id.to_string(), python.id.to_string()]);
-        assert_eq!(ids(&first), [rust.id.to_string()]);
-        assert_eq!(ids(&second), [python.id.to_string()]);
-        assert!(ids(&too_early).is_empty());
+        assert_eq!(listed_ids(&short), [python.id.to_string()]);
+        assert_eq!(listed_ids(&stop_word), [rust.id.to_string()]);
+        assert_eq!(
+            listed_ids(&dates),
+            [rust.id.to_string(), python.id.to_string()]
+        );
+        assert_eq!(listed_ids(&first), [rust.id.to_string()]);
+        assert_eq!(listed_ids(&second), [python.id.to_string()]);
+        assert!(listed_ids(&too_early).is_empty());
     }
 
     async fn post_keyed<R: EventReader>(
