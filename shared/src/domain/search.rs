@@ -7,8 +7,8 @@
 //! prefixes of its short-text words at every level, each tag, and its organizer; entries are
 //! sorted by `starts_at#id`. A query reads the one most selective partition in start order and
 //! checks the rest of its conditions on each entry. A query no partition narrows (dates alone,
-//! a last word under three characters) reads the read model's listing of every upcoming public
-//! event instead, and checks each event ([`SearchQuery::admits`]): the index keeps no
+//! a last word under three characters, stop words only) reads the read model's listing of every
+//! upcoming public event instead, and checks each event ([`SearchQuery::admits`]): the index keeps no
 //! partition of every event, the listing already being one.
 //!
 //! A word's home is one of its own prefix partitions, so a title word costs no entry beyond
@@ -241,20 +241,16 @@ impl SearchQuery {
     /// that reads the listing ([`Self::partition`] is None), whose events the index did not
     /// check. Only listed events can.
     pub fn admits(&self, event: &Event) -> bool {
+        let organizer = self
+            .organizer
+            .as_ref()
+            .is_none_or(|o| *o == event.organizer_id);
         if self.words.is_empty() && self.prefix.is_none() && self.tag.is_none() {
-            return event.is_listed_publicly()
-                && self
-                    .organizer
-                    .as_ref()
-                    .is_none_or(|o| *o == event.organizer_id);
+            // Nothing to check against its words: no need to work them out.
+            return organizer && event.is_listed_publicly();
         }
-        SearchEntry::of(event).is_some_and(|entry| {
-            self.matches(&entry.words, &entry.tags)
-                && self
-                    .organizer
-                    .as_ref()
-                    .is_none_or(|o| *o == event.organizer_id)
-        })
+        organizer
+            && SearchEntry::of(event).is_some_and(|entry| self.matches(&entry.words, &entry.tags))
     }
 
     /// Whether an entry read from [`Self::partition`] meets every condition. The organizer
