@@ -295,7 +295,8 @@ const LISTING_PAGE_ITEMS: u16 = 100;
 
 /// Searches events (`q`, `tag`, `organizer`, `from`, `to`) through the search index, then
 /// reads the matches from the read model, in start order. A query no index partition narrows
-/// (dates alone, a last word under three characters) reads the read model's listing instead.
+/// (dates alone, a last word under three characters, stop words only) reads the read model's
+/// listing instead.
 pub async fn search_events(
     index: &impl crate::ports::SearchIndex,
     read_model: &impl EventReader,
