@@ -7,9 +7,9 @@
 //! prefixes of its short-text words at every level, each tag, and its organizer; entries are
 //! sorted by `starts_at#id`. A query reads the one most selective partition in start order and
 //! checks the rest of its conditions on each entry. A query no partition narrows (dates alone,
-//! a last word under three characters, stop words only) reads the read model's listing of every
-//! upcoming public event instead, and checks each event ([`SearchQuery::admits`]): the index keeps no
-//! partition of every event, the listing already being one.
+//! a last word under three characters, stop words only) reads the read model's listing of
+//! every upcoming public event instead, and checks each event ([`SearchQuery::admits`]): the
+//! index keeps no partition of every event, the listing already being one.
 //!
 //! A word's home is one of its own prefix partitions, so a title word costs no entry beyond
 //! its prefixes: before [`SEARCH_LAYOUT`] 2 every word also had a `TERM#` partition of its own,
@@ -74,14 +74,13 @@ fn is_stop_word(word: &str) -> bool {
     STOP_WORDS.binary_search(&word).is_ok()
 }
 
+fn prefix_partition(prefix: &str) -> String {
+    format!("PREFIX#{prefix}")
+}
+
 /// The prefix partition at the longest level `text` reaches; none below the first level.
 fn longest_prefix(text: &str) -> Option<String> {
-    let chars: Vec<char> = text.chars().collect();
-    let level = PREFIX_LEVELS.into_iter().rfind(|n| *n <= chars.len())?;
-    Some(format!(
-        "PREFIX#{}",
-        chars[..level].iter().collect::<String>()
-    ))
+    prefixes(text).last().map(|p| prefix_partition(&p))
 }
 
 /// The partition a whole word is found in: its longest prefix partition, or the word itself
@@ -137,7 +136,7 @@ impl SearchEntry {
             }
             all_words.insert(word.clone());
             if !is_stop_word(word) {
-                partitions.extend(prefixes(word).map(|p| format!("PREFIX#{p}")));
+                partitions.extend(prefixes(word).map(|p| prefix_partition(&p)));
             }
         }
         for word in words(event.description.as_str()) {
