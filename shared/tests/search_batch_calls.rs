@@ -150,6 +150,7 @@ async fn an_update_the_index_cannot_see_sends_only_the_manifest_and_its_record()
             "layout": { "N": SEARCH_LAYOUT.to_string() },
             "sort_key": { "S": entry.sort_key },
             "partitions": { "L": partitions },
+            // The entries' words as written: the event has no tags, so no `#tag` follows them.
             "words": { "S": entry.words.iter().cloned().collect::<Vec<_>>().join(" ") },
         }] },
         "UnprocessedKeys": {},
